@@ -1,0 +1,50 @@
+"""teletracker_async: the async Python SDK for the Teletracker REST API.
+
+One :class:`TeletrackerAuth` shares one bearer session between any number of
+coroutines: one login, one refresh per expiry, and no request lost to an expired token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from teletracker_async._auth import TeletrackerAuth
+from teletracker_async._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    TeletrackerError,
+)
+from teletracker_async._models import AuthSession
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthSession",
+    "AuthenticationError",
+    "BadRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "ServerError",
+    "TeletrackerAuth",
+    "TeletrackerError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Read lazily so that importing the package does not pay for metadata lookup.
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415
+
+        return version("teletracker-async")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,194 @@
+"""One private cattrs converter for everything the server sends.
+
+It is strict where the global converter is lenient: a number where a string belongs
+is an error, not ``str(5)``. Field names are camelCase on the wire, unknown fields are
+kept in ``extra``, and every failure becomes a :class:`ResponseFormatError` whose
+message names the bad fields as the server spells them, and never quotes a value
+(a value may be a token).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn, override
+
+from teletracker_async._exceptions import ResponseFormatError
+
+__all__ = ["TokenAnswer", "decode_json", "parse_token_answer"]
+
+T = TypeVar("T")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _strict_str(value: object, _: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _strict_bool(value: object, _: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def _strict_int(value: object, _: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {_type_name(value)}")
+    return value
+
+
+def _strict_float(value: object, _: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {_type_name(value)}")
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return float(value)
+
+
+def _aware_datetime(value: object, _: object) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 timestamp, got {_type_name(value)}")
+    try:
+        # 3.10's fromisoformat does not take a trailing "Z".
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("expected an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        raise ValueError("expected a timestamp with a UTC offset")
+    return parsed
+
+
+converter = cattrs.Converter()
+converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook(bool, _strict_bool)
+converter.register_structure_hook(int, _strict_int)
+converter.register_structure_hook(float, _strict_float)
+converter.register_structure_hook(datetime, _aware_datetime)
+
+
+def _register_wire_class(cls: type[T]) -> type[T]:
+    """Structure *cls* from camelCase keys, keeping unknown keys in ``extra``."""
+    fields = [f for f in attrs.fields(cls) if f.name != "extra"]  # type: ignore[arg-type]
+    wire = {f.name: _camel(f.name) for f in fields}
+    known = frozenset(wire.values())
+    overrides: dict[str, Any] = {
+        name: override(rename=key) for name, key in wire.items()
+    }
+    base = make_dict_structure_fn(
+        cls, converter, extra=override(omit=True), **overrides
+    )
+
+    def structure(payload: Any, _: object) -> T:
+        obj = base(payload, cls)
+        extra = {k: v for k, v in payload.items() if k not in known}
+        return attrs.evolve(obj, extra=extra)  # type: ignore[misc]
+
+    converter.register_structure_hook(cls, structure)
+    cls.__wire_names__ = wire  # type: ignore[attr-defined]
+    return cls
+
+
+@_register_wire_class
+@attrs.frozen
+class TokenAnswer:
+    """The body of a successful login or refresh answer."""
+
+    success: bool
+    guid: str
+    token: str
+    token_expiration: datetime
+    token_lifetime: float
+    refresh_token: str
+    refresh_token_expiration: datetime | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+
+def _problems(exc: BaseException, cls: type[Any], prefix: str = "") -> list[str]:
+    if isinstance(exc, ClassValidationError):
+        wire: dict[str, str] = getattr(cls, "__wire_names__", {})
+        out: list[str] = []
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            name = prefix + wire.get(note.name, note.name)
+            if isinstance(sub, KeyError):
+                out.append(f"{name}: missing")
+            elif isinstance(sub, (ClassValidationError, IterableValidationError)):
+                out.extend(_problems(sub, note.type, f"{name}."))
+            else:
+                out.append(f"{name}: {sub}")
+        out.extend(f"{prefix or 'answer'}: {sub}" for sub in without)
+        return out
+    return [f"{prefix or 'answer'}: {exc}"]
+
+
+def structure(payload: Any, cls: type[T], *, what: str, status_code: int) -> T:
+    """Structure a decoded JSON object into *cls* or raise ResponseFormatError."""
+    if not isinstance(payload, dict):
+        raise ResponseFormatError(
+            f"The {what} is not a JSON object but {_type_name(payload)}.",
+            status_code=status_code,
+        )
+    try:
+        return converter.structure(payload, cls)
+    except (ClassValidationError, ValueError, TypeError) as exc:
+        problems = tuple(_problems(exc, cls))
+        raise ResponseFormatError(
+            f"The {what} has bad fields: {'; '.join(problems)}.",
+            status_code=status_code,
+            problems=problems,
+        ) from None
+
+
+def decode_json(content: bytes, *, what: str, status_code: int) -> Any:
+    """Decode a JSON body, or raise ResponseFormatError saying what came instead."""
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        kind = "an empty body" if not content.strip() else "not JSON"
+        if content.lstrip()[:1] == b"<":
+            kind = "HTML, not JSON"
+        raise ResponseFormatError(
+            f"The {what} (HTTP {status_code}) is {kind}.", status_code=status_code
+        ) from None
+
+
+def parse_token_answer(content: bytes, *, what: str, status_code: int) -> TokenAnswer:
+    """Read a login or refresh answer; the message never quotes a value."""
+    payload = decode_json(content, what=what, status_code=status_code)
+    if isinstance(payload, dict) and payload.get("success") is False:
+        raise ResponseFormatError(
+            f"The {what} says success: false on HTTP {status_code}.",
+            status_code=status_code,
+        )
+    answer = structure(payload, TokenAnswer, what=what, status_code=status_code)
+    if not answer.success:  # pragma: no cover - caught above; kept for type narrowing
+        raise AssertionError
+    if answer.token_lifetime <= 0:
+        raise ResponseFormatError(
+            f"The {what} has bad fields: tokenLifetime: must be positive.",
+            status_code=status_code,
+            problems=("tokenLifetime: must be positive",),
+        )
+    if not answer.token or not answer.refresh_token:
+        raise ResponseFormatError(
+            f"The {what} has bad fields: token or refreshToken is empty.",
+            status_code=status_code,
+            problems=("token/refreshToken: empty",),
+        )
+    return answer

@@ -1,0 +1,176 @@
+"""The exceptions raised by teletracker_async.
+
+Every exception the SDK raises on purpose derives from one root::
+
+    TeletrackerError
+    ├── ResponseFormatError        an answer the SDK cannot read
+    ├── APIConnectionError         the request did not get an answer (transport failure)
+    │   └── APITimeoutError        ... because a timeout ran out
+    └── APIError                   the server answered with an error
+        ├── AuthenticationError    login refused, or 401 that a fresh token did not cure
+        ├── BadRequestError        400: missing or invalid variables
+        ├── PermissionDeniedError  403 that persists with a fresh token
+        ├── NotFoundError          404
+        ├── RateLimitError         429 (``retry_after``)
+        └── ServerError            5xx
+
+Messages say what happened and what to do about it. They never contain a password,
+a bearer token or a refresh token: bodies kept on errors from the authentication
+endpoints are redacted before they are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "ServerError",
+    "TeletrackerError",
+]
+
+_SECRET_KEYS = frozenset(
+    {"password", "token", "refreshtoken", "refresh_token", "access_token"}
+)
+
+
+def redact(body: Any) -> Any:
+    """Return *body* with the values of secret-looking keys replaced, recursively."""
+    if isinstance(body, Mapping):
+        return {
+            k: "<redacted>" if str(k).lower() in _SECRET_KEYS else redact(v)
+            for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [redact(v) for v in body]
+    return body
+
+
+class TeletrackerError(Exception):
+    """The root of every exception the SDK raises on purpose."""
+
+
+class ResponseFormatError(TeletrackerError):
+    """An answer the SDK cannot read: not JSON, not an object, or a bad field.
+
+    Attributes:
+        status_code: The HTTP status of the answer, when there was one.
+        problems: One line per bad field, naming the field as the server spells it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.problems = problems
+
+
+class APIConnectionError(TeletrackerError):
+    """The request got no answer: connection refused or dropped, DNS, TLS, timeout."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, read, write or pool timeout ran out before the answer came."""
+
+
+class APIError(TeletrackerError):
+    """The server answered with an error status, or with ``success: false``.
+
+    Attributes:
+        status_code: The HTTP status.
+        message: The server's own message when it gave one, else a description.
+        body: The decoded JSON body (or the text when it was not JSON), redacted of
+            secrets when it came from an authentication endpoint.
+    """
+
+    def __init__(self, status_code: int, message: str, body: Any = None) -> None:
+        super().__init__(status_code, message, body)
+        self.status_code = status_code
+        self.message = message
+        self.body = body
+
+    def __str__(self) -> str:
+        return f"{self.message} (HTTP {self.status_code})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code!r}, "
+            f"message={self.message!r})"
+        )
+
+
+class AuthenticationError(APIError):
+    """The server refused the credentials, or a fresh token was refused (401).
+
+    Raised for a refused login (400, 401 or 403 on ``/auth/login``): check the
+    username, the password and the ``account_id``. Never retried automatically.
+    """
+
+
+class BadRequestError(APIError):
+    """400: the server says variables are missing or invalid.
+
+    Attributes:
+        missing: The variable names the server listed as missing, when it did.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        body: Any = None,
+        *,
+        missing: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(status_code, message, body)
+        self.missing = missing
+
+
+class PermissionDeniedError(APIError):
+    """403 that persists with a fresh token: the user may not do this."""
+
+
+class NotFoundError(APIError):
+    """404: no such endpoint or object."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests.
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait, or None when it did not say.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        body: Any = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status_code, message, body)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: the server failed. Usually worth trying again later."""

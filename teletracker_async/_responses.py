@@ -1,0 +1,120 @@
+"""Turning an error answer into the right exception."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from teletracker_async._exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    redact,
+)
+
+__all__ = ["decode_error_body", "error_for_status", "parse_retry_after"]
+
+#: A Retry-After longer than this is a server mistake or a ban: we do not obey it blindly.
+MAX_RETRY_AFTER = 600.0
+
+
+def decode_error_body(content: bytes) -> Any:
+    """The JSON of an error answer, or its text (cut short) when it is not JSON."""
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return content[:1000].decode("utf-8", "replace")
+
+
+def _server_message(body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        for key in ("message", "error", "errors", "msg"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if (
+                isinstance(value, list)
+                and value
+                and all(isinstance(v, str) for v in value)
+            ):
+                return "; ".join(value)
+    return None
+
+
+def _missing(body: Any) -> tuple[str, ...]:
+    if isinstance(body, Mapping):
+        value = body.get("missing")
+        if isinstance(value, list):
+            return tuple(str(v) for v in value)
+    return ()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    Returns None when the header is absent or unreadable; negative waits become 0 and
+    absurd ones are capped at :data:`MAX_RETRY_AFTER`.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def error_for_status(
+    status_code: int,
+    body: Any,
+    headers: Mapping[str, str],
+    *,
+    what: str,
+    auth_endpoint: bool = False,
+) -> APIError:
+    """Build the exception for an error answer to *what*.
+
+    On an authentication endpoint, 400/401/403 mean the credentials were refused and
+    the body is redacted of secrets before it is kept.
+    """
+    if auth_endpoint:
+        body = redact(body)
+    server = _server_message(body)
+    message = f"{what} failed: {server}" if server else f"{what} failed"
+    if auth_endpoint and status_code in (400, 401, 403):
+        return AuthenticationError(status_code, message, body)
+    if status_code == 400:
+        return BadRequestError(status_code, message, body, missing=_missing(body))
+    if status_code == 401:
+        return AuthenticationError(status_code, message, body)
+    if status_code == 403:
+        return PermissionDeniedError(status_code, message, body)
+    if status_code == 404:
+        return NotFoundError(status_code, message, body)
+    if status_code == 429:
+        return RateLimitError(
+            status_code,
+            message,
+            body,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+        )
+    if status_code >= 500:
+        return ServerError(status_code, message, body)
+    return APIError(status_code, message, body)

@@ -1,0 +1,641 @@
+"""A stateful, in-process fake of the Teletracker API for tests.
+
+``FakeTeletracker`` keeps users, sessions with rotating refresh tokens, and call
+records, and answers the way the real API is documented to. Hand its transport to the
+SDK (or to any httpx client)::
+
+    fake = FakeTeletracker(users={"ada": "secret"}, clock=clock)
+    async with TeletrackerClient("ada", "secret", transport=fake.transport()) as c:
+        ...
+    assert fake.stats.logins == 1
+
+Everything it does is in one place, :meth:`FakeTeletracker.handle`, which takes a
+plain :class:`FakeRequest`; the httpx transport is one door to it.
+
+Besides the documented endpoints it offers ``POST /echo``: a bearer-checked endpoint
+that answers with the body it got, for tests of request replay.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+import anyio
+import attrs
+import httpx
+
+__all__ = [
+    "Endpoint",
+    "FakeClock",
+    "FakeGate",
+    "FakeRequest",
+    "FakeResponse",
+    "FakeStats",
+    "FakeTeletracker",
+]
+
+Endpoint = Literal["login", "refresh", "data"]
+_ENDPOINTS = ("login", "refresh", "data")
+
+
+class FakeClock:
+    """A clock that moves only when told to: ``clock()`` reads it, ``advance`` moves it.
+
+    Share one between ``TeletrackerAuth(clock=...)`` and ``FakeTeletracker(clock=...)``
+    to step through token lifetimes without waiting.
+    """
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by *seconds* (never backwards)."""
+        if seconds < 0:
+            raise ValueError("a monotonic clock does not go backwards")
+        self.now += seconds
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self.now!r})"
+
+
+@attrs.define
+class FakeStats:
+    """What the fake has seen. Reset with :meth:`FakeTeletracker.reset_stats`."""
+
+    logins: int = 0
+    failed_logins: int = 0
+    auth_only_checks: int = 0
+    refreshes: int = 0
+    failed_refreshes: int = 0
+    reuse_attempts: int = 0
+    rejected_requests: int = 0
+    data_requests: int = 0
+    injected_faults: int = 0
+    concurrent_logins: int = 0
+    max_concurrent_logins: int = 0
+    concurrent_refreshes: int = 0
+    max_concurrent_refreshes: int = 0
+
+
+@attrs.frozen
+class FakeRequest:
+    """A request as the fake sees it, whichever door it came through."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes = b""
+
+
+@attrs.frozen
+class FakeResponse:
+    """The fake's answer: status, headers and a body (JSON unless said otherwise)."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = attrs.field(
+        factory=lambda: {"content-type": "application/json"}
+    )
+
+
+class FakeGate:
+    """Holds one request at a point of its handling until :meth:`release`.
+
+    ``await gate.arrived.wait()`` tells that the request got there; cancel the client
+    then, or release it. ``after=True`` gates hold the answer after the server has done
+    its work (a refresh has rotated): the client cannot know what happened.
+    """
+
+    def __init__(self, *, after: bool) -> None:
+        self.after = after
+        self.arrived = anyio.Event()
+        self._released = anyio.Event()
+
+    def release(self) -> None:
+        """Let the held request go on."""
+        self._released.set()
+
+    async def _hold(self) -> None:
+        self.arrived.set()
+        await self._released.wait()
+
+
+@attrs.define
+class _Fault:
+    kind: Literal["status", "delay", "drop", "gate", "garbage"]
+    status: int = 500
+    body: Any = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    seconds: float = 0.0
+    gate: FakeGate | None = None
+    content: bytes = b""
+
+
+class _Dropped(Exception):  # noqa: N818 - a signal, not an error
+    """The fake drops the connection instead of answering."""
+
+
+@attrs.define
+class _User:
+    password: str
+    account_ids: tuple[int, ...]
+
+
+@attrs.define
+class _Session:
+    guid: str
+    username: str
+    account_id: int
+    refresh_token: str
+    refresh_expires: float
+    revoked: bool = False
+
+
+@attrs.define
+class _Bearer:
+    session: _Session
+    expires: float
+
+
+def _json(
+    status: int, payload: Any, headers: Mapping[str, str] | None = None
+) -> FakeResponse:
+    merged = {"content-type": "application/json"}
+    if headers:
+        merged.update(headers)
+    return FakeResponse(status, json.dumps(payload).encode(), merged)
+
+
+def _refusal(status: int, message: str, **more: Any) -> FakeResponse:
+    return _json(status, {"success": False, "message": message, **more})
+
+
+class FakeTeletracker:
+    """An in-process fake of the Teletracker API with the documented behaviour.
+
+    Args:
+        users: ``{username: password}`` or ``{username: (password, [account ids])}``.
+            A user given without accounts reaches account 1.
+        token_lifetime: Seconds a bearer token lives.
+        refresh_token_lifetime: Seconds a refresh token lives.
+        expired_status: What an expired bearer token gets: 401 or 403.
+        clock: A monotonic clock (share a :class:`FakeClock` with the SDK in tests).
+        wall_clock_skew: Seconds the server's wall clock is ahead of the real one.
+        records_per_day: Call records per account and day on the data endpoint.
+    """
+
+    def __init__(
+        self,
+        users: Mapping[str, str | tuple[str, Iterable[int]]] | None = None,
+        *,
+        token_lifetime: float = 3600.0,
+        refresh_token_lifetime: float = 30 * 86400.0,
+        expired_status: Literal[401, 403] = 401,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock_skew: float = 0.0,
+        records_per_day: int = 24,
+    ) -> None:
+        if expired_status not in (401, 403):
+            raise ValueError("expired_status must be 401 or 403")
+        if token_lifetime <= 0 or refresh_token_lifetime <= 0:
+            raise ValueError("lifetimes must be positive")
+        if records_per_day < 0:
+            raise ValueError("records_per_day must be >= 0")
+        self.token_lifetime = float(token_lifetime)
+        self.refresh_token_lifetime = float(refresh_token_lifetime)
+        self.expired_status = expired_status
+        self.clock = clock
+        self.wall_clock_skew = wall_clock_skew
+        self.records_per_day = records_per_day
+        self.stats = FakeStats()
+        self._users: dict[str, _User] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._by_token: dict[str, _Bearer] = {}
+        self._by_refresh: dict[str, _Session] = {}
+        self._spent_refresh: dict[str, _Session] = {}
+        self._faults: dict[str, deque[_Fault]] = {e: deque() for e in _ENDPOINTS}
+        self._day_cache: dict[tuple[int, date], list[dict[str, Any]]] = {}
+        self._wall_origin = time.time()
+        self._clock_origin = clock()
+        for name, spec in (users or {}).items():
+            if isinstance(spec, str):
+                self.add_user(name, spec)
+            else:
+                password, accounts = spec
+                self.add_user(name, password, accounts)
+
+    def __repr__(self) -> str:
+        return (
+            f"FakeTeletracker(users={sorted(self._users)!r}, "
+            f"live_sessions={self.live_sessions})"
+        )
+
+    # -- set-up and knobs -------------------------------------------------------------
+
+    def add_user(
+        self, username: str, password: str, account_ids: Iterable[int] = (1,)
+    ) -> None:
+        """Add (or replace) a user who can reach *account_ids* (the first is default)."""
+        accounts = tuple(account_ids)
+        if not accounts:
+            raise ValueError("a user needs at least one account")
+        self._users[username] = _User(password, accounts)
+
+    def set_password(self, username: str, password: str) -> None:
+        """Change a user's password (existing sessions live on)."""
+        self._users[username].password = password
+
+    def _push(self, endpoint: Endpoint, fault: _Fault, times: int) -> None:
+        if endpoint not in _ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {_ENDPOINTS}, got {endpoint!r}")
+        self._faults[endpoint].extend([fault] * times)
+
+    def fail_next(
+        self,
+        endpoint: Endpoint,
+        status: int = 500,
+        *,
+        times: int = 1,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer the next *times* requests to *endpoint* with *status* and *body*."""
+        payload = (
+            body
+            if body is not None
+            else {"success": False, "message": "Injected failure"}
+        )
+        self._push(
+            endpoint, _Fault("status", status, payload, dict(headers or {})), times
+        )
+
+    def garble_next(
+        self, endpoint: Endpoint, content: bytes, *, status: int = 200
+    ) -> None:
+        """Answer the next request to *endpoint* with raw *content* (an HTML page...)."""
+        self._push(endpoint, _Fault("garbage", status, content=content), 1)
+
+    def delay_next(self, endpoint: Endpoint, seconds: float, *, times: int = 1) -> None:
+        """Sleep *seconds* (real time) before handling the next requests."""
+        self._push(endpoint, _Fault("delay", seconds=seconds), times)
+
+    def drop_next(self, endpoint: Endpoint, *, times: int = 1) -> None:
+        """Drop the connection of the next requests without answering."""
+        self._push(endpoint, _Fault("drop"), times)
+
+    def pause_next(self, endpoint: Endpoint, *, after: bool = False) -> FakeGate:
+        """Hold the next request to *endpoint* at a gate (before or after its work)."""
+        gate = FakeGate(after=after)
+        self._push(endpoint, _Fault("gate", gate=gate), 1)
+        return gate
+
+    def expire_sessions(self) -> None:
+        """Make every bearer token expire now (refresh tokens stay valid)."""
+        now = self.clock()
+        for bearer in self._by_token.values():
+            bearer.expires = min(bearer.expires, now)
+
+    def revoke_sessions(self) -> None:
+        """Kill every session server-side: tokens and refresh tokens stop working."""
+        for session in self._sessions.values():
+            session.revoked = True
+
+    def reset_stats(self) -> None:
+        """Zero the counters."""
+        self.stats = FakeStats()
+
+    @property
+    def live_sessions(self) -> int:
+        """Sessions neither revoked nor past their refresh token's expiry."""
+        now = self.clock()
+        return sum(
+            1
+            for s in self._sessions.values()
+            if not s.revoked and now < s.refresh_expires
+        )
+
+    def wall_time(self) -> datetime:
+        """The server's wall clock: it moves with ``clock`` and is skewed on purpose."""
+        elapsed = self.clock() - self._clock_origin
+        return datetime.fromtimestamp(
+            self._wall_origin + elapsed + self.wall_clock_skew, tz=timezone.utc
+        )
+
+    # -- doors ------------------------------------------------------------------------
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that answers in-process, for ``AsyncClient(transport=)``."""
+        return _FakeTransport(self)
+
+    # -- the one implementation -------------------------------------------------------
+
+    async def handle(self, request: FakeRequest) -> FakeResponse:
+        """Answer one request. Raises ``_Dropped`` when a fault drops the connection."""
+        route = (request.method, request.path.rstrip("/") or "/")
+        if route == ("POST", "/auth/login"):
+            return await self._guarded("login", request, self._login)
+        if route == ("POST", "/auth/refresh"):
+            return await self._guarded("refresh", request, self._refresh)
+        if route == ("GET", "/reports/call-data"):
+            return await self._guarded("data", request, self._call_data)
+        if route == ("POST", "/echo"):
+            return await self._guarded("data", request, self._echo)
+        if route[1] in ("/auth/login", "/auth/refresh", "/reports/call-data", "/echo"):
+            return _refusal(405, f"Method {request.method} not allowed")
+        return _refusal(404, f"No endpoint {request.path}")
+
+    async def _guarded(
+        self,
+        endpoint: str,
+        request: FakeRequest,
+        work: Callable[[FakeRequest], FakeResponse],
+    ) -> FakeResponse:
+        fault = self._faults[endpoint].popleft() if self._faults[endpoint] else None
+        counter = {"login": "logins", "refresh": "refreshes"}.get(endpoint)
+        if counter:
+            current = getattr(self.stats, f"concurrent_{counter}") + 1
+            setattr(self.stats, f"concurrent_{counter}", current)
+            peak = f"max_concurrent_{counter}"
+            setattr(self.stats, peak, max(getattr(self.stats, peak), current))
+        try:
+            if fault is not None:
+                self.stats.injected_faults += 1
+                if fault.kind == "delay":
+                    await anyio.sleep(fault.seconds)
+                elif fault.kind == "drop":
+                    raise _Dropped
+                elif fault.kind == "status":
+                    return _json(fault.status, fault.body, fault.headers)
+                elif fault.kind == "garbage":
+                    return FakeResponse(
+                        fault.status, fault.content, {"content-type": "text/html"}
+                    )
+                elif fault.gate is not None and not fault.gate.after:
+                    await fault.gate._hold()  # noqa: SLF001
+            response = work(request)
+            if fault is not None and fault.gate is not None and fault.gate.after:
+                await fault.gate._hold()  # noqa: SLF001
+            return response
+        finally:
+            if counter:
+                name = f"concurrent_{counter}"
+                setattr(self.stats, name, getattr(self.stats, name) - 1)
+
+    # -- endpoints --------------------------------------------------------------------
+
+    def _form(self, request: FakeRequest) -> dict[str, str] | FakeResponse:
+        ctype = request.headers.get("content-type", "")
+        try:
+            if ctype.startswith("application/json"):
+                payload = json.loads(request.body or b"{}")
+                if not isinstance(payload, dict):
+                    return _refusal(400, "The JSON body must be an object")
+                return {k: str(v) for k, v in payload.items() if v is not None}
+            if ctype.startswith("multipart/form-data"):
+                message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                    b"content-type: " + ctype.encode() + b"\r\n\r\n" + request.body
+                )
+                form: dict[str, str] = {}
+                for part in message.iter_parts():
+                    name = part.get_param("name", header="content-disposition")
+                    payload_bytes = part.get_payload(decode=True)
+                    if isinstance(name, str) and isinstance(payload_bytes, bytes):
+                        form[name] = payload_bytes.decode()
+                return form
+            return dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+        except (ValueError, UnicodeDecodeError):
+            return _refusal(400, "The request body could not be read")
+
+    def _issue(self, session: _Session) -> str:
+        token = str(uuid.uuid4())
+        self._by_token[token] = _Bearer(session, self.clock() + self.token_lifetime)
+        return token
+
+    def _new_session(self, username: str, account_id: int) -> tuple[_Session, str]:
+        session = _Session(
+            guid=str(uuid.uuid4()),
+            username=username,
+            account_id=account_id,
+            refresh_token=str(uuid.uuid4()),
+            refresh_expires=self.clock() + self.refresh_token_lifetime,
+        )
+        self._sessions[session.guid] = session
+        self._by_refresh[session.refresh_token] = session
+        return session, self._issue(session)
+
+    def _token_answer(self, session: _Session, token: str) -> FakeResponse:
+        wall = self.wall_time()
+        return _json(
+            200,
+            {
+                "success": True,
+                "guid": session.guid,
+                "token": token,
+                "tokenExpiration": (
+                    wall + timedelta(seconds=self.token_lifetime)
+                ).isoformat(),
+                "tokenLifetime": self.token_lifetime,
+                "refreshToken": session.refresh_token,
+                "refreshTokenExpiration": (
+                    wall + timedelta(seconds=self.refresh_token_lifetime)
+                ).isoformat(),
+                "accountId": session.account_id,
+            },
+        )
+
+    def _login(self, request: FakeRequest) -> FakeResponse:
+        form = self._form(request)
+        if isinstance(form, FakeResponse):
+            self.stats.failed_logins += 1
+            return form
+        missing = [k for k in ("username", "password") if not form.get(k)]
+        if missing:
+            self.stats.failed_logins += 1
+            return _refusal(
+                400,
+                f"Missing required variables: {', '.join(missing)}",
+                missing=missing,
+            )
+        user = self._users.get(form["username"])
+        if user is None or user.password != form["password"]:
+            self.stats.failed_logins += 1
+            return _refusal(401, "Invalid username or password")
+        account_id = user.account_ids[0]
+        if form.get("account_id"):
+            try:
+                account_id = int(form["account_id"])
+            except ValueError:
+                self.stats.failed_logins += 1
+                return _refusal(400, "account_id must be an integer", missing=[])
+            if account_id not in user.account_ids:
+                self.stats.failed_logins += 1
+                return _refusal(403, f"User cannot access account {account_id}")
+        if form.get("auth_only") == "1":
+            self.stats.auth_only_checks += 1
+            return _json(200, {"success": True})
+        self.stats.logins += 1
+        return self._token_answer(*self._new_session(form["username"], account_id))
+
+    def _refresh(self, request: FakeRequest) -> FakeResponse:
+        form = self._form(request)
+        if isinstance(form, FakeResponse):
+            self.stats.failed_refreshes += 1
+            return form
+        old = form.get("refresh_token")
+        if not old:
+            self.stats.failed_refreshes += 1
+            return _refusal(
+                400,
+                "Missing required variables: refresh_token",
+                missing=["refresh_token"],
+            )
+        reused = self._spent_refresh.get(old)
+        if reused is not None:
+            # OAuth practice: a used refresh token coming back revokes the session.
+            self.stats.reuse_attempts += 1
+            self.stats.failed_refreshes += 1
+            reused.revoked = True
+            return _refusal(401, "Refresh token already used; session revoked")
+        session = self._by_refresh.get(old)
+        now = self.clock()
+        if session is None or session.revoked or now >= session.refresh_expires:
+            self.stats.failed_refreshes += 1
+            return _refusal(401, "Invalid or expired refresh token")
+        del self._by_refresh[old]
+        self._spent_refresh[old] = session
+        # The old bearer token stays valid until its own expiry: requests already in
+        # flight with it must not fail.
+        session.refresh_token = str(uuid.uuid4())
+        session.refresh_expires = now + self.refresh_token_lifetime
+        self._by_refresh[session.refresh_token] = session
+        self.stats.refreshes += 1
+        return self._token_answer(session, self._issue(session))
+
+    def _bearer(self, request: FakeRequest) -> _Session | FakeResponse:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            self.stats.rejected_requests += 1
+            return _refusal(401, "Authentication required")
+        bearer = self._by_token.get(token)
+        if bearer is None or bearer.session.revoked:
+            self.stats.rejected_requests += 1
+            return _refusal(401, "Invalid token")
+        if self.clock() >= bearer.expires:
+            self.stats.rejected_requests += 1
+            return _refusal(self.expired_status, "Token expired")
+        return bearer.session
+
+    def _call_data(self, request: FakeRequest) -> FakeResponse:
+        session = self._bearer(request)
+        if isinstance(session, FakeResponse):
+            return session
+        self.stats.data_requests += 1
+        missing = [k for k in ("start_date", "end_date") if not request.query.get(k)]
+        if missing:
+            return _refusal(
+                400,
+                f"Missing required variables: {', '.join(missing)}",
+                missing=missing,
+            )
+        try:
+            start = date.fromisoformat(request.query["start_date"])
+            end = date.fromisoformat(request.query["end_date"])
+        except ValueError:
+            return _refusal(400, "Dates must be YYYY-MM-DD")
+        if end < start:
+            return _refusal(400, "end_date is before start_date")
+        account = request.query.get("account_id")
+        if account is not None and account != str(session.account_id):
+            return _refusal(
+                403, f"This session belongs to account {session.account_id}"
+            )
+        records: list[dict[str, Any]] = []
+        day = start
+        while day <= end:
+            records.extend(self.records_for(session.account_id, day))
+            day += timedelta(days=1)
+        return _json(200, {"success": True, "data": records})
+
+    def _echo(self, request: FakeRequest) -> FakeResponse:
+        session = self._bearer(request)
+        if isinstance(session, FakeResponse):
+            return session
+        self.stats.data_requests += 1
+        return _json(
+            200, {"success": True, "data": request.body.decode("utf-8", "replace")}
+        )
+
+    def records_for(self, account_id: int, day: date) -> list[dict[str, Any]]:
+        """The call records the fake serves for *account_id* on *day* (deterministic)."""
+        key = (account_id, day)
+        cached = self._day_cache.get(key)
+        if cached is not None:
+            return cached
+        rng = random.Random(f"{account_id}/{day.isoformat()}")  # noqa: S311 - not crypto
+        records = []
+        for i in range(self.records_per_day):
+            start = datetime(
+                day.year, day.month, day.day, tzinfo=timezone.utc
+            ) + timedelta(
+                seconds=int(86400 * i / max(self.records_per_day, 1))
+                + rng.randrange(60)
+            )
+            records.append(
+                {
+                    "id": int(day.strftime("%Y%m%d")) * 10_000 + i,
+                    "account_id": account_id,
+                    "start_time": start.isoformat(),
+                    "duration": rng.randrange(5, 900),
+                    "caller_number": f"+1555{rng.randrange(10**7):07d}",
+                    "tracking_number": f"+1800{account_id % 10**7:07d}",
+                    "source": rng.choice(["google", "bing", "direct", "facebook"]),
+                    "status": rng.choice(["answered", "missed", "voicemail"]),
+                }
+            )
+        self._day_cache[key] = records
+        return records
+
+
+class _FakeTransport(httpx.AsyncBaseTransport):
+    def __init__(self, fake: FakeTeletracker) -> None:
+        self._fake = fake
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # Iterate rather than aread(): aread() would make a one-shot stream replayable,
+        # which a real connection does not.
+        body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
+        fake_request = FakeRequest(
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.url.params),
+            headers={k.decode().lower(): v.decode() for k, v in request.headers.raw},
+            body=body,
+        )
+        try:
+            answer = await self._fake.handle(fake_request)
+        except _Dropped:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from None
+        headers = {**answer.headers, "content-length": str(len(answer.body))}
+        # stream=, not content=: like a real connection, nothing is read up front.
+        return httpx.Response(
+            answer.status,
+            headers=headers,
+            stream=httpx.ByteStream(answer.body),
+            request=request,
+        )

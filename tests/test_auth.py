@@ -1,0 +1,555 @@
+"""TeletrackerAuth end to end against FakeTeletracker, under asyncio and trio."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import parse_qs
+
+import anyio
+import httpx
+import pytest
+
+from teletracker_async import (
+    AuthenticationError,
+    ResponseFormatError,
+    ServerError,
+    TeletrackerAuth,
+)
+from teletracker_async.testing import FakeClock, FakeTeletracker
+
+from .conftest import BASE_URL, PASSWORD, USERNAME, Env
+
+pytestmark = pytest.mark.anyio
+
+MANY = 1000
+
+
+async def gather(n: int, job: Callable[[], Awaitable[object]]) -> list[object]:
+    """Run *job* in *n* concurrent tasks and return the results (or exceptions)."""
+    results: list[object] = []
+
+    async def one() -> None:
+        try:
+            results.append(await job())
+        except Exception as exc:  # noqa: BLE001 - collected for the assertions
+            results.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(one)
+    return results
+
+
+def statuses(results: list[object]) -> set[object]:
+    return {r.status_code if isinstance(r, httpx.Response) else type(r) for r in results}
+
+
+def lock_is_free(auth: TeletrackerAuth) -> bool:
+    return not auth._lock().locked()
+
+
+# -- a. first use -------------------------------------------------------------------
+
+
+async def test_first_request_logs_in_with_a_form(env: Env) -> None:
+    """The first request posts a form login, then carries the bearer token."""
+    seen: list[httpx.Request] = []
+    env.client.event_hooks["request"].append(lambda r: _record(seen, r))
+    response = await env.call_data()
+    assert response.status_code == 200
+    login, data = seen
+    assert str(login.url) == f"{BASE_URL}/auth/login"
+    assert login.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert parse_qs(login.content.decode()) == {
+        "username": [USERNAME],
+        "password": [PASSWORD],
+    }
+    assert env.auth.session is not None
+    assert data.headers["authorization"] == f"Bearer {env.auth.session.token}"
+    assert env.fake.stats.logins == 1
+
+
+async def _record(seen: list[httpx.Request], request: httpx.Request) -> None:
+    seen.append(request)
+
+
+async def test_login_sends_account_id(clock: FakeClock, fake: FakeTeletracker) -> None:
+    """account_id goes into the login form, and the session remembers it."""
+    auth = TeletrackerAuth(
+        USERNAME, PASSWORD, account_id=2, base_url=BASE_URL, clock=clock
+    )
+    async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as client:
+        response = await client.get(
+            f"{BASE_URL}/reports/call-data",
+            params={"start_date": "2026-01-01", "end_date": "2026-01-01"},
+        )
+    assert response.json()["data"][0]["account_id"] == 2
+    assert auth.session is not None
+    assert auth.session.account_id == 2
+
+
+async def test_concurrent_first_requests_share_one_login(env: Env) -> None:
+    """A thousand coroutines that start together cause exactly one login."""
+    env.fake.delay_next("login", 0.05)  # all of them arrive while it is in flight
+    results = await gather(MANY, env.call_data)
+    assert statuses(results) == {200}
+    assert env.fake.stats.logins == 1
+    assert env.fake.stats.max_concurrent_logins == 1
+    assert lock_is_free(env.auth)
+
+
+# -- b. local expiry --------------------------------------------------------------------
+
+
+async def test_expiry_is_local_whatever_the_server_clock_says(clock: FakeClock) -> None:
+    """A server clock ten days off changes nothing: the lifetime decides."""
+    fake = FakeTeletracker(
+        users={USERNAME: PASSWORD}, clock=clock, wall_clock_skew=-10 * 86400
+    )
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as client:
+        await client.post(f"{BASE_URL}/echo", content=b"x")
+        assert auth.session is not None
+        assert auth.session.expires_at == clock() + 3600
+        clock.advance(3000)  # before the early window: no renewal
+        await client.post(f"{BASE_URL}/echo", content=b"x")
+    assert (fake.stats.logins, fake.stats.refreshes) == (1, 0)
+
+
+# -- c. early window --------------------------------------------------------------------
+
+
+async def test_early_window_refreshes_once_without_stalling_others(env: Env) -> None:
+    """In the early window one request refreshes; the others go out at once."""
+    await env.call_data()
+    old = env.auth.session
+    assert old is not None
+    env.clock.advance(3600 - 200)  # inside [expires - 300, expires - 5)
+    gate = env.fake.pause_next("refresh")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(env.call_data)
+        await gate.arrived.wait()
+        # The refresh is held at the server: everyone else must still get through.
+        results = await gather(MANY, env.call_data)
+        assert statuses(results) == {200}
+        assert env.auth.session is old
+        gate.release()
+    assert env.fake.stats.refreshes == 1
+    assert env.auth.session is not old
+    assert lock_is_free(env.auth)
+
+
+async def test_failed_early_refresh_keeps_token_and_backs_off(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5xx early refresh keeps serving the valid token, warns, and waits ~30 s."""
+    await env.call_data()
+    env.clock.advance(3600 - 200)
+    env.fake.fail_next("refresh", 503)
+    with caplog.at_level(logging.WARNING, logger="teletracker_async"):
+        results = await gather(50, env.call_data)
+    assert statuses(results) == {200}
+    assert env.fake.stats.failed_refreshes == 0  # the injected fault answered
+    assert env.fake.stats.injected_faults == 1
+    assert "keeping the valid token" in caplog.text
+    env.clock.advance(10)  # still inside the backoff: nobody tries again
+    await gather(50, env.call_data)
+    assert env.fake.stats.injected_faults == 1
+    assert (env.fake.stats.logins, env.fake.stats.refreshes) == (1, 0)
+    env.clock.advance(30)  # backoff over: the spent refresh token is not resent
+    await env.call_data()
+    assert (env.fake.stats.logins, env.fake.stats.refreshes) == (2, 0)
+    assert env.fake.stats.reuse_attempts == 0
+
+
+# -- d. hard deadline -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("past", [2.0, 3600.0], ids=["before-expiry", "expired"])
+async def test_expiry_storm_causes_exactly_one_refresh(env: Env, past: float) -> None:
+    """A thousand coroutines past the hard deadline wait for one single refresh."""
+    await env.call_data()
+    env.clock.advance(3600 - 5 + past)
+    env.fake.delay_next("refresh", 0.05)
+    results = await gather(MANY, env.call_data)
+    assert statuses(results) == {200}
+    assert (env.fake.stats.logins, env.fake.stats.refreshes) == (1, 1)
+    assert env.fake.stats.rejected_requests == 0
+    assert env.fake.stats.max_concurrent_refreshes == 1
+
+
+async def test_many_expiries_one_refresh_each_and_no_reuse(env: Env) -> None:
+    """Ten lifetimes in a row: one refresh per expiry, never an old refresh token."""
+    for _ in range(10):
+        await gather(100, env.call_data)
+        env.clock.advance(3600)
+    assert env.fake.stats.logins == 1
+    assert env.fake.stats.refreshes == 9
+    assert env.fake.stats.reuse_attempts == 0
+    assert env.fake.stats.rejected_requests == 0
+
+
+# -- e. rotation and unknown outcomes ---------------------------------------------------
+
+
+async def test_refresh_with_unknown_outcome_burns_the_refresh_token(env: Env) -> None:
+    """A refresh cancelled after the server rotated is never resent: log in instead."""
+    await env.call_data()
+    env.clock.advance(3600)
+    gate = env.fake.pause_next("refresh", after=True)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(env.call_data)
+            await gate.arrived.wait()
+            scope.cancel()
+    assert env.fake.stats.refreshes == 1  # the server did rotate
+    assert lock_is_free(env.auth)
+    assert (await env.call_data()).status_code == 200
+    assert env.fake.stats.logins == 2
+    assert env.fake.stats.reuse_attempts == 0
+
+
+async def test_dropped_refresh_burns_the_refresh_token(env: Env) -> None:
+    """A refresh whose connection drops raises for its requester, then logs in."""
+    await env.call_data()
+    env.clock.advance(3600)
+    env.fake.drop_next("refresh")
+    with pytest.raises(httpx.RemoteProtocolError):
+        await env.call_data()
+    assert (await env.call_data()).status_code == 200
+    assert (env.fake.stats.logins, env.fake.stats.refreshes) == (2, 0)
+    assert env.fake.stats.reuse_attempts == 0
+
+
+async def test_expired_refresh_token_is_not_sent(clock: FakeClock) -> None:
+    """Past the refresh token's local deadline the SDK logs in without trying it."""
+    fake = FakeTeletracker(
+        users={USERNAME: PASSWORD},
+        clock=clock,
+        token_lifetime=60,
+        refresh_token_lifetime=120,
+    )
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as client:
+        await client.post(f"{BASE_URL}/echo", content=b"x")
+        session = auth.session
+        assert session is not None
+        assert session.refresh_expires_at == pytest.approx(clock() + 120)
+        clock.advance(121)
+        await client.post(f"{BASE_URL}/echo", content=b"x")
+    assert (fake.stats.logins, fake.stats.refreshes, fake.stats.failed_refreshes) == (
+        2,
+        0,
+        0,
+    )
+
+
+# -- f. refused refresh -------------------------------------------------------------------
+
+
+async def test_refused_refresh_leads_to_one_login(env: Env) -> None:
+    """A session revoked server-side: the refresh is refused, one login follows."""
+    await env.call_data()
+    env.fake.revoke_sessions()
+    env.clock.advance(3600)
+    results = await gather(300, env.call_data)
+    assert statuses(results) == {200}
+    assert env.fake.stats.failed_refreshes == 1
+    assert env.fake.stats.logins == 2
+
+
+# -- g. 401/403 on a user request -------------------------------------------------------
+
+
+@pytest.mark.parametrize("expired_status", [401, 403])
+async def test_rejected_token_renews_once_and_retries(
+    clock: FakeClock, expired_status: int
+) -> None:
+    """Tokens the server expired early: one shared renewal, every request retried."""
+    fake = FakeTeletracker(
+        users={USERNAME: PASSWORD}, clock=clock, expired_status=expired_status
+    )
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE_URL
+    ) as client:
+        await client.post("/echo", content=b"warm-up")
+        fake.expire_sessions()  # the server disagrees with our clock
+        fake.delay_next("data", 0.01, times=500)  # all 500 go out with the old token
+        results = await gather(500, lambda: client.post("/echo", content=b"again"))
+    assert statuses(results) == {200}
+    assert fake.stats.refreshes == 1
+    assert fake.stats.logins == 1
+    assert fake.stats.rejected_requests == 500
+
+
+async def test_persistent_403_goes_back_without_a_loop(env: Env) -> None:
+    """A 403 that a fresh token does not cure is returned, and not renewed again."""
+    await env.call_data()
+
+    async def forbidden() -> httpx.Response:
+        return await env.client.get(
+            "/reports/call-data",
+            params={"start_date": "2026-01-01", "end_date": "2026-01-01", "account_id": 9},
+        )
+
+    results = await gather(200, forbidden)
+    assert statuses(results) == {403}
+    assert env.fake.stats.refreshes == 1  # one check that the token was not the cause
+    results = await gather(200, forbidden)
+    assert statuses(results) == {403}
+    assert env.fake.stats.refreshes == 1  # known to be a real refusal now
+    assert lock_is_free(env.auth)
+
+
+async def test_non_replayable_body_renews_but_returns_the_401(env: Env) -> None:
+    """A streamed body cannot be sent twice: the 401 comes back, the session is new."""
+    await env.call_data()
+    first = env.auth.session
+    env.fake.revoke_sessions()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"streamed"
+
+    response = await env.client.post("/echo", content=body())
+    assert response.status_code == 401
+    assert env.auth.session is first  # no answer but the 401 can come back...
+    assert (await env.client.post("/echo", content=b"again")).status_code == 200
+    assert env.auth.session is not first  # ...so the next request renewed first
+    assert (env.fake.stats.logins, env.fake.stats.failed_refreshes) == (2, 1)
+
+
+async def test_retry_with_a_newer_token_needs_no_renewal(env: Env) -> None:
+    """A 401 for a token already replaced retries with the new one, no renewal."""
+    await env.call_data()
+    gate = env.fake.pause_next("data")
+    env.fake.expire_sessions()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(env.call_data)  # carries the old token, held at the server
+        await gate.arrived.wait()
+        assert (await env.call_data()).status_code == 200  # renews
+        gate.release()
+    assert env.fake.stats.refreshes == 1
+
+
+# -- h. refused login -------------------------------------------------------------------
+
+
+async def test_refused_login_is_shared_by_every_waiter(
+    clock: FakeClock, fake: FakeTeletracker
+) -> None:
+    """One refused login, one shared AuthenticationError: no login storm."""
+    auth = TeletrackerAuth(USERNAME, "wrong-password", base_url=BASE_URL, clock=clock)
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE_URL
+    ) as client:
+        fake.delay_next("login", 0.05)
+        results = await gather(MANY, lambda: client.post("/echo", content=b"x"))
+        assert statuses(results) == {AuthenticationError}
+        assert fake.stats.failed_logins == 1
+        error = results[0]
+        assert isinstance(error, AuthenticationError)
+        assert error.status_code == 401
+        assert "Invalid username or password" in str(error)
+        with pytest.raises(AuthenticationError):  # a later request tries again
+            await client.post("/echo", content=b"x")
+        assert fake.stats.failed_logins == 2
+    assert lock_is_free(auth)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(500, ServerError), (403, AuthenticationError)]
+)
+async def test_failed_login_raises_the_mapped_error(
+    env: Env, status: int, error: type[Exception]
+) -> None:
+    """A login answered with an error status raises the matching typed error."""
+    env.fake.fail_next("login", status, body={"success": False, "message": "nope"})
+    with pytest.raises(error, match="nope"):
+        await env.call_data()
+    assert (await env.call_data()).status_code == 200
+
+
+async def test_password_changed_while_token_valid(env: Env) -> None:
+    """An early renewal whose login is refused keeps the valid token until expiry."""
+    await env.call_data()
+    env.fake.revoke_sessions()  # refresh will be refused...
+    env.fake.set_password(USERNAME, "changed")  # ...and so will the login
+    env.clock.advance(3600 - 200)
+    # The token is revoked too, so the request is refused and renewal is forced.
+    with pytest.raises(AuthenticationError):
+        await env.call_data()
+
+
+# -- i. cancellation --------------------------------------------------------------------
+
+
+async def test_cancel_while_waiting_for_the_lock(env: Env) -> None:
+    """A waiter cancelled at the lock leaves it free and the login goes on."""
+    gate = env.fake.pause_next("login")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(env.call_data)
+        await gate.arrived.wait()
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as waiters:
+                for _ in range(100):
+                    waiters.start_soon(env.call_data)
+                await anyio.wait_all_tasks_blocked()
+                scope.cancel()
+        gate.release()
+    assert lock_is_free(env.auth)
+    assert (await env.call_data()).status_code == 200
+    assert env.fake.stats.logins == 1
+
+
+async def test_cancel_the_login_lets_a_waiter_take_over(env: Env) -> None:
+    """Cancelling the coroutine that logs in: one waiter logs in, all succeed."""
+    gate = env.fake.pause_next("login")
+    results: list[object] = []
+    with anyio.CancelScope() as victim:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(env.call_data)
+            await gate.arrived.wait()
+            async with anyio.create_task_group() as others:
+                others.start_soon(_collect, results, env)
+                for _ in range(99):
+                    others.start_soon(_collect, results, env)
+                await anyio.wait_all_tasks_blocked()
+                victim.cancel()
+    # The victim's scope also held the others: run a fresh batch to prove recovery.
+    assert lock_is_free(env.auth)
+    results = await gather(100, env.call_data)
+    assert statuses(results) == {200}
+    assert env.fake.stats.logins == 1
+
+
+async def _collect(results: list[object], env: Env) -> None:
+    results.append(await env.call_data())
+
+
+async def test_cancel_the_login_only(env: Env) -> None:
+    """Only the logging-in coroutine is cancelled: the waiters carry on by themselves."""
+    gate = env.fake.pause_next("login")
+    results: list[object] = []
+    scopes: list[anyio.CancelScope] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_run_in_scope, scopes, env)
+        await gate.arrived.wait()
+        for _ in range(200):
+            tg.start_soon(_collect, results, env)
+        await anyio.wait_all_tasks_blocked()
+        scopes[0].cancel()
+    assert statuses(results) == {200}
+    assert len(results) == 200
+    assert env.fake.stats.logins == 1
+    assert lock_is_free(env.auth)
+
+
+async def _run_in_scope(scopes: list[anyio.CancelScope], env: Env) -> None:
+    with anyio.CancelScope() as scope:
+        scopes.append(scope)
+        await env.call_data()
+
+
+async def test_cancel_during_the_users_request(env: Env) -> None:
+    """Cancelling a user's request never touches the session or the lock."""
+    await env.call_data()
+    session = env.auth.session
+    gate = env.fake.pause_next("data")
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(env.call_data)
+            await gate.arrived.wait()
+            scope.cancel()
+    assert env.auth.session is session
+    assert lock_is_free(env.auth)
+    assert (await env.call_data()).status_code == 200
+
+
+async def test_cancel_while_reading_the_login_answer(env: Env) -> None:
+    """A cancel that lands while the login answer is read leaves things consistent."""
+    env.fake.delay_next("login", 0.05)
+    with anyio.move_on_after(0.01):
+        await env.call_data()
+    assert lock_is_free(env.auth)
+    assert env.auth.session is None
+    assert (await env.call_data()).status_code == 200
+
+
+# -- k. streaming -----------------------------------------------------------------------
+
+
+async def test_responses_can_stream(env: Env) -> None:
+    """The flow reads no user body: a streamed response is still unread."""
+    assert env.auth.requires_request_body is False
+    assert env.auth.requires_response_body is False
+    request = env.client.build_request(
+        "GET",
+        "/reports/call-data",
+        params={"start_date": "2026-01-01", "end_date": "2026-01-02"},
+    )
+    response = await env.client.send(request, stream=True)
+    try:
+        assert not response.is_stream_consumed
+        chunks = [chunk async for chunk in response.aiter_bytes()]
+    finally:
+        await response.aclose()
+    assert b"".join(chunks).startswith(b'{"success": true')
+
+
+# -- malformed answers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"<html><body>502 Bad Gateway</body></html>", "HTML, not JSON"),
+        (b"", "empty body"),
+        (b"[1, 2]", "not a JSON object but list"),
+        (b'{"success": false}', "success: false"),
+        (b'{"success": true, "token": "t"}', "guid: missing"),
+        (
+            b'{"success": true, "guid": "g", "token": 5, "tokenExpiration": "x",'
+            b' "tokenLifetime": "3600", "refreshToken": "r"}',
+            "token: expected a string, got int",
+        ),
+        (
+            b'{"success": true, "guid": "g", "token": "t", "tokenLifetime": 0,'
+            b' "tokenExpiration": "2026-01-01T00:00:00+00:00", "refreshToken": "r"}',
+            "tokenLifetime: must be positive",
+        ),
+    ],
+    ids=["html", "empty", "list", "success-false", "missing", "types", "lifetime"],
+)
+async def test_malformed_login_answer(env: Env, content: bytes, match: str) -> None:
+    """Every unreadable login answer raises ResponseFormatError naming the problem."""
+    env.fake.garble_next("login", content)
+    with pytest.raises(ResponseFormatError, match=match) as info:
+        await env.call_data()
+    assert info.value.status_code == 200
+    assert lock_is_free(env.auth)
+    assert (await env.call_data()).status_code == 200
+
+
+async def test_malformed_refresh_answer_keeps_valid_token(env: Env) -> None:
+    """A garbled early refresh is logged and the valid token keeps working."""
+    await env.call_data()
+    env.clock.advance(3600 - 200)
+    env.fake.garble_next("refresh", b"<html>oops</html>")
+    assert (await env.call_data()).status_code == 200
+    env.clock.advance(200)
+    assert (await env.call_data()).status_code == 200
+    assert env.fake.stats.logins == 2  # the garbled refresh spent its token
+
+
+# -- m. sync use ------------------------------------------------------------------------
+
+
+def test_sync_client_gets_a_clear_error(auth: TeletrackerAuth) -> None:
+    """httpx.Client cannot use the auth: the error points to AsyncClient."""
+    with (
+        httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200))) as c,
+        pytest.raises(TypeError, match="AsyncClient"),
+    ):
+        c.get(f"{BASE_URL}/echo", auth=auth)
