@@ -7,9 +7,8 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -50,6 +49,13 @@ class _Secret:
         return "<secret>"
 
     __str__ = __repr__
+
+
+@attrs.frozen
+class _Switch:
+    """A request to open a new session for another account."""
+
+    account_id: int | None
 
 
 @attrs.define(repr=False)
@@ -201,7 +207,8 @@ class TeletrackerAuth(httpx.Auth):
     # -- httpx entry points -------------------------------------------------------
 
     def sync_auth_flow(
-        self, request: httpx.Request
+        self,
+        request: httpx.Request,  # noqa: ARG002 - httpx's signature
     ) -> Generator[httpx.Request, httpx.Response, None]:
         """Refuse: the session is shared through an anyio lock, which needs async."""
         raise TypeError(
@@ -218,7 +225,11 @@ class TeletrackerAuth(httpx.Auth):
         rejected: int | None = None  # generation whose token the server refused
         while True:
             lease = machine.lease
-            if rejected is not None or lease is None or self._clock() >= lease.refresh_at:
+            if (
+                rejected is not None
+                or lease is None
+                or self._clock() >= lease.refresh_at
+            ):
                 step = await self._begin(rejected)
                 if isinstance(step, _Exchange):
                     try:
@@ -262,51 +273,80 @@ class TeletrackerAuth(httpx.Auth):
         return self._lock_obj
 
     async def _begin(
-        self, rejected: int | None, *, login_account: int | bool | None = False
+        self, rejected: int | None = None, switch: _Switch | None = None
     ) -> Lease | _Exchange:
-        """Return the lease to use, or an exchange to run (with the lock held).
+        """Return the lease to use, or an exchange to run with the lock held.
 
         Args:
             rejected: The generation whose token the server refused, if any.
-            login_account: An account to force a fresh login for (account switch).
+            switch: Force a fresh login for this account (account switch).
         """
-        machine = self._machine
         lock = self._lock()
-        now = self._clock()
-        forced = rejected is not None or login_account is not False
-        if not forced:
-            decision = machine.decide(now)
-            if decision is Decision.USE:
-                return machine.lease  # type: ignore[return-value]
-            if decision is Decision.TRY_EARLY:
-                try:
-                    lock.acquire_nowait()
-                except anyio.WouldBlock:
-                    return machine.lease  # type: ignore[return-value]
-                return self._exchange(lock, now, forced=False)
-        elif rejected is not None and machine.generation != rejected:
-            lease = machine.valid(now)
-            if lease is not None:
-                return lease
-        seen = machine.finished_attempts
+        if switch is None:
+            ready = self._without_waiting(lock, rejected)
+            if ready is not None:
+                return ready
+        seen = self._machine.finished_attempts
         await lock.acquire()
         try:
-            now = self._clock()
-            if rejected is not None and machine.generation != rejected:
-                lease = machine.valid(now)
-                if lease is not None:
-                    lock.release()
-                    return lease
-            elif not forced and machine.decide(now) is not Decision.RENEW:
-                lock.release()
-                return machine.lease  # type: ignore[return-value]
-            failure = machine.failure_since(seen)
-            if failure is not None and login_account is False:
-                raise failure.make_error()
-            return self._exchange(lock, now, forced=forced, login_account=login_account)
+            return self._after_waiting(lock, rejected, switch, seen)
         except BaseException:
             lock.release()
             raise
+
+    def _without_waiting(
+        self, lock: anyio.Lock, rejected: int | None
+    ) -> Lease | _Exchange | None:
+        """What a request can do at once, or None when it must wait for the lock."""
+        machine = self._machine
+        now = self._clock()
+        if rejected is not None:
+            return self._renewed_since(rejected, now)
+        decision = machine.decide(now)
+        if decision is Decision.RENEW:
+            return None
+        if decision is Decision.TRY_EARLY:
+            try:
+                lock.acquire_nowait()
+            except anyio.WouldBlock:
+                pass  # someone is renewing already: go with the valid token
+            else:
+                return self._exchange(lock, now, forced=False)
+        return machine.lease
+
+    def _renewed_since(self, rejected: int, now: float) -> Lease | None:
+        """A valid lease newer than the refused generation, if there is one."""
+        if self._machine.generation == rejected:
+            return None
+        return self._machine.valid(now)
+
+    def _after_waiting(
+        self,
+        lock: anyio.Lock,
+        rejected: int | None,
+        switch: _Switch | None,
+        seen: int,
+    ) -> Lease | _Exchange:
+        """With the lock held: use what a previous holder achieved, share its
+        failure, or start our own exchange."""
+        machine = self._machine
+        now = self._clock()
+        if switch is None:
+            if rejected is not None:
+                lease = self._renewed_since(rejected, now)
+            elif machine.decide(now) is not Decision.RENEW:
+                lease = machine.lease
+            else:
+                lease = None
+            if lease is not None:
+                lock.release()
+                return lease
+            failure = machine.failure_since(seen)
+            if failure is not None:
+                # One attempt, one outcome: everyone who waited on it gets it.
+                raise failure.make_error()
+        forced = rejected is not None or switch is not None
+        return self._exchange(lock, now, forced=forced, switch=switch)
 
     def _exchange(
         self,
@@ -314,20 +354,18 @@ class TeletrackerAuth(httpx.Auth):
         now: float,
         *,
         forced: bool,
-        login_account: int | bool | None = False,
+        switch: _Switch | None = None,
     ) -> _Exchange:
         machine = self._machine
-        if login_account is not False:
-            account = login_account if isinstance(login_account, int) else None
-            return _Exchange(
-                lock, Renewal.LOGIN, self._login_request(account), True, account
-            )
-        account = self._account_id
-        if machine.lease is not None:
-            account = machine.lease.session.account_id
-        kind = machine.renewal(now)
-        if kind is Renewal.REFRESH and machine.lease is not None:
-            request = self._refresh_request(machine.lease.session.refresh_token)
+        lease = machine.lease
+        if switch is not None:
+            account = switch.account_id
+            kind = Renewal.LOGIN
+        else:
+            account = self._account_id if lease is None else lease.session.account_id
+            kind = machine.renewal(now)
+        if kind is Renewal.REFRESH and lease is not None:
+            request = self._refresh_request(lease.session.refresh_token)
             machine.spend_refresh_token()
         else:
             request = self._login_request(account)
@@ -399,6 +437,7 @@ class TeletrackerAuth(httpx.Auth):
                 response.headers,
                 what=what,
                 auth_endpoint=True,
+                secrets=self._secrets(),
             )
         machine.fail(now, make_error)
         step.settled = True
@@ -413,6 +452,12 @@ class TeletrackerAuth(httpx.Auth):
         )
         step.lease = lease
 
+    def _secrets(self) -> tuple[str, ...]:
+        lease = self._machine.lease
+        if lease is None:
+            return (self._password.get(),)
+        return (self._password.get(), lease.session.token, lease.session.refresh_token)
+
     def _end(self, step: _Exchange) -> None:
         if not step.settled:
             # Cancelled, timed out or dropped: we cannot know whether the server
@@ -425,23 +470,27 @@ class TeletrackerAuth(httpx.Auth):
 
     async def _drive(
         self,
-        send: Callable[[httpx.Request], Any],
+        send: Callable[[httpx.Request], Awaitable[httpx.Response]],
         *,
-        login_account: int | bool | None = False,
+        switch: _Switch | None = None,
     ) -> Lease:
-        """Make sure a valid session exists, sending exchanges through *send*."""
-        step = await self._begin(None, login_account=login_account)
+        """Make sure a valid session exists, sending exchanges through *send*.
+
+        The same single-flight rules as the auth flow apply: this shares the lock,
+        the generation and every waiter's outcome with requests in flight.
+        """
+        step = await self._begin(None, switch)
         if isinstance(step, Lease):
             return step
         try:
             while step.lease is None:
-                response: httpx.Response = await send(step.request)
+                response = await send(step.request)
                 try:
                     await self._on_answer(step, response)
                 finally:
                     await response.aclose()
         finally:
             self._end(step)
-        if login_account is not False:
-            self._account_id = step.account_id
+        if switch is not None:
+            self._account_id = switch.account_id
         return step.lease

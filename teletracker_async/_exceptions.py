@@ -43,15 +43,22 @@ _SECRET_KEYS = frozenset(
 )
 
 
-def redact(body: Any) -> Any:
-    """Return *body* with the values of secret-looking keys replaced, recursively."""
+def redact(body: Any, secrets: tuple[str, ...] = ()) -> Any:
+    """Return *body* with secret-looking keys and any of *secrets* blanked, recursively.
+
+    A server that echoes what it was sent must not smuggle a password into an
+    exception through its message or its body.
+    """
     if isinstance(body, Mapping):
         return {
-            k: "<redacted>" if str(k).lower() in _SECRET_KEYS else redact(v)
+            k: "<redacted>" if str(k).lower() in _SECRET_KEYS else redact(v, secrets)
             for k, v in body.items()
         }
     if isinstance(body, list):
-        return [redact(v) for v in body]
+        return [redact(v, secrets) for v in body]
+    if isinstance(body, str):
+        for secret in secrets:
+            body = body.replace(secret, "<redacted>")
     return body
 
 

@@ -88,14 +88,14 @@ def error_for_status(
     *,
     what: str,
     auth_endpoint: bool = False,
+    secrets: tuple[str, ...] = (),
 ) -> APIError:
     """Build the exception for an error answer to *what*.
 
-    On an authentication endpoint, 400/401/403 mean the credentials were refused and
-    the body is redacted of secrets before it is kept.
+    On an authentication endpoint, 400/401/403 mean the credentials were refused.
+    The body (and so the message) is redacted of secret keys and of *secrets*.
     """
-    if auth_endpoint:
-        body = redact(body)
+    body = redact(body, secrets)
     server = _server_message(body)
     message = f"{what} failed: {server}" if server else f"{what} failed"
     if auth_endpoint and status_code in (400, 401, 403):

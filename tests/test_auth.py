@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs
@@ -32,7 +33,7 @@ async def gather(n: int, job: Callable[[], Awaitable[object]]) -> list[object]:
     async def one() -> None:
         try:
             results.append(await job())
-        except Exception as exc:  # noqa: BLE001 - collected for the assertions
+        except Exception as exc:
             results.append(exc)
 
     async with anyio.create_task_group() as tg:
@@ -42,7 +43,9 @@ async def gather(n: int, job: Callable[[], Awaitable[object]]) -> list[object]:
 
 
 def statuses(results: list[object]) -> set[object]:
-    return {r.status_code if isinstance(r, httpx.Response) else type(r) for r in results}
+    return {
+        r.status_code if isinstance(r, httpx.Response) else type(r) for r in results
+    }
 
 
 def lock_is_free(auth: TeletrackerAuth) -> bool:
@@ -291,7 +294,11 @@ async def test_persistent_403_goes_back_without_a_loop(env: Env) -> None:
     async def forbidden() -> httpx.Response:
         return await env.client.get(
             "/reports/call-data",
-            params={"start_date": "2026-01-01", "end_date": "2026-01-01", "account_id": 9},
+            params={
+                "start_date": "2026-01-01",
+                "end_date": "2026-01-01",
+                "account_id": 9,
+            },
         )
 
     results = await gather(200, forbidden)
@@ -510,13 +517,29 @@ async def test_responses_can_stream(env: Env) -> None:
         (b'{"success": false}', "success: false"),
         (b'{"success": true, "token": "t"}', "guid: missing"),
         (
-            b'{"success": true, "guid": "g", "token": 5, "tokenExpiration": "x",'
-            b' "tokenLifetime": "3600", "refreshToken": "r"}',
+            json.dumps(
+                {
+                    "success": True,
+                    "guid": "g",
+                    "token": 5,
+                    "tokenExpiration": "x",
+                    "tokenLifetime": "3600",
+                    "refreshToken": "r",
+                }
+            ).encode(),
             "token: expected a string, got int",
         ),
         (
-            b'{"success": true, "guid": "g", "token": "t", "tokenLifetime": 0,'
-            b' "tokenExpiration": "2026-01-01T00:00:00+00:00", "refreshToken": "r"}',
+            json.dumps(
+                {
+                    "success": True,
+                    "guid": "g",
+                    "token": "t",
+                    "tokenLifetime": 0,
+                    "tokenExpiration": "2026-01-01T00:00:00+00:00",
+                    "refreshToken": "r",
+                }
+            ).encode(),
             "tokenLifetime: must be positive",
         ),
     ],

@@ -1,0 +1,169 @@
+"""The public surface: exported names, argument checks, error types and helpers."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import pytest
+
+import teletracker_async
+from teletracker_async import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TeletrackerAuth,
+    TeletrackerError,
+)
+from teletracker_async._responses import error_for_status, parse_retry_after
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    """__all__ is sorted and names every public object the package exports."""
+    public = {
+        name
+        for name, value in vars(teletracker_async).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith("teletracker_async")
+    }
+    assert sorted(teletracker_async.__all__) == teletracker_async.__all__
+    assert set(teletracker_async.__all__) == public
+    for name in teletracker_async.__all__:
+        assert getattr(teletracker_async, name).__module__.startswith(
+            "teletracker_async"
+        )
+
+
+def test_version_comes_from_package_metadata() -> None:
+    """__version__ is the installed distribution's version."""
+    assert teletracker_async.__version__.startswith("0.")
+    with pytest.raises(AttributeError):
+        teletracker_async.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"username": 5}, TypeError, "username must be a str"),
+        ({"username": ""}, ValueError, "username must not be empty"),
+        ({"password": None}, TypeError, "password must be a str"),
+        ({"password": ""}, ValueError, "password must not be empty"),
+        ({"account_id": "7"}, TypeError, "account_id must be an int"),
+        ({"account_id": True}, TypeError, "account_id must be an int"),
+        ({"account_id": 0}, ValueError, "account_id must be positive"),
+        ({"base_url": b"https://x"}, TypeError, "base_url must be a str"),
+        ({"base_url": "ftp://x"}, ValueError, "http"),
+        ({"base_url": "api.teletracker.net"}, ValueError, "with a host"),
+        ({"base_url": "https://x/?a=1"}, ValueError, "query"),
+        ({"base_url": "https://[::1"}, ValueError, "not a valid URL"),
+        ({"refresh_margin": "5"}, TypeError, "refresh_margin must be a number"),
+        ({"refresh_margin": -1}, ValueError, "refresh_margin"),
+        ({"refresh_margin": float("nan")}, ValueError, "refresh_margin"),
+        ({"clock": 5}, TypeError, "clock must be a callable"),
+    ],
+)
+def test_bad_arguments_get_clear_errors(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    """Every bad constructor argument is refused with a message naming it."""
+    args: dict[str, Any] = {"username": "u", "password": "p-secret-9", **kwargs}
+    with pytest.raises(error, match=match) as info:
+        TeletrackerAuth(**args)
+    assert "p-secret-9" not in str(info.value)
+
+
+def test_base_url_trailing_slash_is_dropped() -> None:
+    """https://host/ and https://host build the same endpoint URLs."""
+    auth = TeletrackerAuth("u", "p", base_url="http://127.0.0.1:8000/")
+    assert auth.base_url == "http://127.0.0.1:8000"
+    assert auth.username == "u"
+    assert auth.account_id is None
+    assert auth.session is None
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (409, APIError),
+        (429, RateLimitError),
+        (500, ServerError),
+        (503, ServerError),
+    ],
+)
+def test_status_maps_to_exception(status: int, cls: type[APIError]) -> None:
+    """Each status gets its own exception class, all under TeletrackerError."""
+    error = error_for_status(status, {"message": "m"}, {}, what="Call")
+    assert type(error) is cls
+    assert isinstance(error, TeletrackerError)
+    assert error.status_code == status
+    assert str(error) == f"Call failed: m (HTTP {status})"
+    assert (
+        repr(error) == f"{cls.__name__}(status_code={status}, message='Call failed: m')"
+    )
+
+
+def test_auth_endpoint_refusals_are_authentication_errors() -> None:
+    """400, 401 and 403 from a login all mean: the credentials were refused."""
+    for status in (400, 401, 403):
+        error = error_for_status(status, "x", {}, what="Login", auth_endpoint=True)
+        assert type(error) is AuthenticationError
+
+
+def test_bad_request_lists_missing_variables() -> None:
+    """A 400 that names missing variables exposes them as a tuple."""
+    error = error_for_status(
+        400, {"message": "Missing", "missing": ["a", "b"]}, {}, what="Call"
+    )
+    assert isinstance(error, BadRequestError)
+    assert error.missing == ("a", "b")
+
+
+def test_server_messages_in_other_shapes() -> None:
+    """'error' strings and lists of errors are read; text bodies give a plain message."""
+    assert error_for_status(500, {"error": "e"}, {}, what="C").message == "C failed: e"
+    assert (
+        error_for_status(500, {"errors": ["a", "b"]}, {}, what="C").message
+        == "C failed: a; b"
+    )
+    assert error_for_status(500, "<html>", {}, what="C").message == "C failed"
+
+
+def test_rate_limit_reads_retry_after() -> None:
+    """429 carries Retry-After in seconds."""
+    error = error_for_status(429, {}, {"retry-after": "7"}, what="C")
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after == 7
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("3", 3.0),
+        ("2.5", 2.5),
+        ("-4", 0.0),
+        ("99999", 600.0),
+        ("soon", None),
+        ("nan", None),
+        ("Wed, 21 Oct 2015 07:28:00", None),  # no zone: unreadable
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    """Retry-After as seconds, capped, or None when unreadable."""
+    assert parse_retry_after(value) == expected
+
+
+def test_parse_retry_after_http_date() -> None:
+    """An HTTP date becomes the seconds left until then."""
+    now = time.time()
+    value = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(value, now=now) == pytest.approx(30, abs=1)
