@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError, IterableValidationError
+from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, override
 
 from teletracker_async._exceptions import ResponseFormatError
@@ -119,22 +119,15 @@ class TokenAnswer:
     extra: dict[str, Any] = attrs.field(factory=dict)
 
 
-def _problems(exc: BaseException, cls: type[Any], prefix: str = "") -> list[str]:
-    if isinstance(exc, ClassValidationError):
-        wire: dict[str, str] = getattr(cls, "__wire_names__", {})
-        out: list[str] = []
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            name = prefix + wire.get(note.name, note.name)
-            if isinstance(sub, KeyError):
-                out.append(f"{name}: missing")
-            elif isinstance(sub, (ClassValidationError, IterableValidationError)):
-                out.extend(_problems(sub, note.type, f"{name}."))
-            else:
-                out.append(f"{name}: {sub}")
-        out.extend(f"{prefix or 'answer'}: {sub}" for sub in without)
-        return out
-    return [f"{prefix or 'answer'}: {exc}"]
+def _problems(exc: ClassValidationError, cls: type[Any]) -> list[str]:
+    wire: dict[str, str] = getattr(cls, "__wire_names__", {})
+    with_notes, without = exc.group_exceptions()
+    problems = [
+        f"{wire.get(note.name, note.name)}: "
+        f"{'missing' if isinstance(sub, KeyError) else sub}"
+        for sub, note in with_notes
+    ]
+    return problems + [f"answer: {sub}" for sub in without]
 
 
 def structure(payload: Any, cls: type[T], *, what: str, status_code: int) -> T:
@@ -146,7 +139,7 @@ def structure(payload: Any, cls: type[T], *, what: str, status_code: int) -> T:
         )
     try:
         return converter.structure(payload, cls)
-    except (ClassValidationError, ValueError, TypeError) as exc:
+    except ClassValidationError as exc:
         problems = tuple(_problems(exc, cls))
         raise ResponseFormatError(
             f"The {what} has bad fields: {'; '.join(problems)}.",
@@ -177,8 +170,6 @@ def parse_token_answer(content: bytes, *, what: str, status_code: int) -> TokenA
             status_code=status_code,
         )
     answer = structure(payload, TokenAnswer, what=what, status_code=status_code)
-    if not answer.success:  # pragma: no cover - caught above; kept for type narrowing
-        raise AssertionError
     if answer.token_lifetime <= 0:
         raise ResponseFormatError(
             f"The {what} has bad fields: tokenLifetime: must be positive.",
