@@ -462,7 +462,7 @@ class TeletrackerAuth(httpx.Auth):
         if not step.settled:
             # Cancelled, timed out or dropped: we cannot know whether the server
             # used the refresh token, so it was spent when it went out.
-            self._machine.abort()
+            self._machine.abort(self._clock())
             logger.debug("%s abandoned before its answer was read", step.kind.value)
         step.lock.release()
 

@@ -171,16 +171,25 @@ class SessionMachine:
         """Record a renewal that ended with an answer that was not a new session."""
         self.finished_attempts += 1
         self.last_failure = Failure(self.finished_attempts, make_error)
+        self._back_off(now)
+
+    def abort(self, now: float) -> None:
+        """Record a renewal whose outcome is unknown (cancelled, transport error).
+
+        Waiters learn nothing from it and try themselves; while the token is valid,
+        early tries pause as after a failure, so that a network outage costs one
+        request per backoff, not one per request.
+        """
+        self.finished_attempts += 1
+        self.last_failure = None
+        self._back_off(now)
+
+    def _back_off(self, now: float) -> None:
         lease = self.lease
         if lease is not None:
             margin = lease.expires_at - lease.refresh_at
-            base = min(BACKOFF, max(margin, 0.0) / 4)
+            base = min(BACKOFF, margin / 4)
             self.backoff_until = now + base * self.rng.uniform(0.8, 1.2)
-
-    def abort(self) -> None:
-        """Record a renewal whose outcome is unknown (cancelled, transport error)."""
-        self.finished_attempts += 1
-        self.last_failure = None
 
     def failure_since(self, seen: int) -> Failure | None:
         """The failure of an attempt that ended after *seen* attempts had ended."""

@@ -166,6 +166,44 @@ async def test_failed_early_refresh_keeps_token_and_backs_off(
     assert env.fake.stats.reuse_attempts == 0
 
 
+async def test_early_refresh_lost_to_the_network(env: Env) -> None:
+    """A dropped early refresh fails only its requester; the rest keep going."""
+    await env.call_data()
+    env.clock.advance(3600 - 200)
+    env.fake.drop_next("refresh")
+    with pytest.raises(httpx.RemoteProtocolError):
+        await env.call_data()
+    env.clock.advance(1)
+    results = await gather(200, env.call_data)  # backing off: no new try
+    assert statuses(results) == {200}
+    assert (env.fake.stats.logins, env.fake.stats.injected_faults) == (1, 1)
+    env.clock.advance(40)
+    assert (await env.call_data()).status_code == 200
+    assert (env.fake.stats.logins, env.fake.stats.reuse_attempts) == (2, 0)
+    assert lock_is_free(env.auth)
+
+
+async def test_cancel_the_early_refresher(env: Env) -> None:
+    """Cancelling the request that refreshes early leaves the others untouched."""
+    await env.call_data()
+    env.clock.advance(3600 - 200)
+    gate = env.fake.pause_next("refresh")
+    results: list[object] = []
+    scopes: list[anyio.CancelScope] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_run_in_scope, scopes, env)
+        await gate.arrived.wait()
+        for _ in range(200):
+            tg.start_soon(_collect, results, env)
+        await anyio.wait_all_tasks_blocked()
+        scopes[0].cancel()
+    assert statuses(results) == {200}
+    assert lock_is_free(env.auth)
+    env.clock.advance(200)
+    assert (await env.call_data()).status_code == 200
+    assert env.fake.stats.reuse_attempts == 0
+
+
 # -- d. hard deadline -------------------------------------------------------------------
 
 

@@ -98,7 +98,7 @@ def test_spent_refresh_token_is_never_offered_again() -> None:
     m.install(answer(), 0.0, None)
     m.spend_refresh_token()
     assert m.renewal(3700) is Renewal.LOGIN
-    m.abort()
+    m.abort(3700.0)
     assert m.renewal(3700) is Renewal.LOGIN
     m.install(answer(), 3700.0, None)
     assert m.renewal(7300) is Renewal.REFRESH
@@ -144,8 +144,18 @@ def test_failure_is_shared_only_with_those_who_waited() -> None:
     assert isinstance(failure.make_error(), ServerError)
     assert failure.make_error() is not failure.make_error()  # one per raiser
     assert m.failure_since(m.finished_attempts) is None
-    m.abort()  # an abandoned attempt teaches nothing: waiters try themselves
+    m.abort(0.0)  # an abandoned attempt teaches nothing: waiters try themselves
     assert m.failure_since(seen) is None
+
+
+def test_abort_backs_off_early_tries_too() -> None:
+    """An early refresh lost to the network pauses early tries like a failure."""
+    m = machine()
+    m.install(answer(), 0.0, None)
+    m.spend_refresh_token()
+    m.abort(3400.0)
+    assert m.decide(3401) is Decision.USE
+    assert m.decide(3600) is Decision.RENEW
 
 
 def test_install_clears_failure_and_backoff() -> None:
