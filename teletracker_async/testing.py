@@ -113,25 +113,33 @@ class FakeResponse:
 
 
 class FakeGate:
-    """Holds one request at a point of its handling until :meth:`release`.
+    """Holds requests at a point of their handling until :meth:`release`.
 
-    ``await gate.arrived.wait()`` tells that the request got there; cancel the client
-    then, or release it. ``after=True`` gates hold the answer after the server has done
-    its work (a refresh has rotated): the client cannot know what happened.
+    ``await gate.arrived.wait()`` returns once the expected number of requests got
+    there; cancel the client then, or release them. ``after=True`` gates hold the
+    answer after the server has done its work (a refresh has rotated): the client
+    cannot know what happened.
     """
 
-    def __init__(self, *, after: bool) -> None:
+    def __init__(self, *, after: bool, expected: int = 1) -> None:
         self.after = after
+        self.expected = expected
+        self.waiting = 0
         self.arrived = anyio.Event()
         self._released = anyio.Event()
 
     def release(self) -> None:
-        """Let the held request go on."""
+        """Let the held requests go on (and any later ones through this gate)."""
         self._released.set()
 
     async def _hold(self) -> None:
-        self.arrived.set()
-        await self._released.wait()
+        self.waiting += 1
+        if self.waiting >= self.expected:
+            self.arrived.set()
+        try:
+            await self._released.wait()
+        finally:
+            self.waiting -= 1
 
 
 @attrs.define
@@ -297,10 +305,16 @@ class FakeTeletracker:
         """Drop the connection of the next requests without answering."""
         self._push(endpoint, _Fault("drop"), times)
 
-    def pause_next(self, endpoint: Endpoint, *, after: bool = False) -> FakeGate:
-        """Hold the next request to *endpoint* at a gate (before or after its work)."""
-        gate = FakeGate(after=after)
-        self._push(endpoint, _Fault("gate", gate=gate), 1)
+    def pause_next(
+        self, endpoint: Endpoint, *, after: bool = False, times: int = 1
+    ) -> FakeGate:
+        """Hold the next *times* requests to *endpoint* at one gate.
+
+        The gate holds them before the server's work, or with ``after=True`` after
+        it (the work is done, the answer not yet sent).
+        """
+        gate = FakeGate(after=after, expected=times)
+        self._push(endpoint, _Fault("gate", gate=gate), times)
         return gate
 
     def expire_sessions(self) -> None:

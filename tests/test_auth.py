@@ -17,7 +17,7 @@ from teletracker_async import (
     ServerError,
     TeletrackerAuth,
 )
-from teletracker_async.testing import FakeClock, FakeTeletracker
+from teletracker_async.testing import FakeClock, FakeGate, FakeTeletracker
 
 from .conftest import BASE_URL, PASSWORD, USERNAME, Env
 
@@ -26,8 +26,14 @@ pytestmark = pytest.mark.anyio
 MANY = 1000
 
 
-async def gather(n: int, job: Callable[[], Awaitable[object]]) -> list[object]:
-    """Run *job* in *n* concurrent tasks and return the results (or exceptions)."""
+async def gather(
+    n: int, job: Callable[[], Awaitable[object]], gate: FakeGate | None = None
+) -> list[object]:
+    """Run *job* in *n* concurrent tasks and return the results (or exceptions).
+
+    With a *gate*, release it only once it is reached and every other task is
+    blocked: then all *n* provably overlap, however slow the machine.
+    """
     results: list[object] = []
 
     async def one() -> None:
@@ -39,6 +45,10 @@ async def gather(n: int, job: Callable[[], Awaitable[object]]) -> list[object]:
     async with anyio.create_task_group() as tg:
         for _ in range(n):
             tg.start_soon(one)
+        if gate is not None:
+            await gate.arrived.wait()
+            await anyio.wait_all_tasks_blocked()
+            gate.release()
     return results
 
 
@@ -94,8 +104,8 @@ async def test_login_sends_account_id(clock: FakeClock, fake: FakeTeletracker) -
 
 async def test_concurrent_first_requests_share_one_login(env: Env) -> None:
     """A thousand coroutines that start together cause exactly one login."""
-    env.fake.delay_next("login", 0.05)  # all of them arrive while it is in flight
-    results = await gather(MANY, env.call_data)
+    gate = env.fake.pause_next("login")  # all of them arrive while it is in flight
+    results = await gather(MANY, env.call_data, gate)
     assert statuses(results) == {200}
     assert env.fake.stats.logins == 1
     assert env.fake.stats.max_concurrent_logins == 1
@@ -212,8 +222,8 @@ async def test_expiry_storm_causes_exactly_one_refresh(env: Env, past: float) ->
     """A thousand coroutines past the hard deadline wait for one single refresh."""
     await env.call_data()
     env.clock.advance(3600 - 5 + past)
-    env.fake.delay_next("refresh", 0.05)
-    results = await gather(MANY, env.call_data)
+    gate = env.fake.pause_next("refresh")
+    results = await gather(MANY, env.call_data, gate)
     assert statuses(results) == {200}
     assert (env.fake.stats.logins, env.fake.stats.refreshes) == (1, 1)
     assert env.fake.stats.rejected_requests == 0
@@ -317,8 +327,10 @@ async def test_rejected_token_renews_once_and_retries(
     ) as client:
         await client.post("/echo", content=b"warm-up")
         fake.expire_sessions()  # the server disagrees with our clock
-        fake.delay_next("data", 0.01, times=500)  # all 500 go out with the old token
-        results = await gather(500, lambda: client.post("/echo", content=b"again"))
+        gate = fake.pause_next("data", times=500)  # all 500 carry the old token
+        results = await gather(
+            500, lambda: client.post("/echo", content=b"again"), gate
+        )
     assert statuses(results) == {200}
     assert fake.stats.refreshes == 1
     assert fake.stats.logins == 1
@@ -389,8 +401,8 @@ async def test_refused_login_is_shared_by_every_waiter(
     async with httpx.AsyncClient(
         auth=auth, transport=fake.transport(), base_url=BASE_URL
     ) as client:
-        fake.delay_next("login", 0.05)
-        results = await gather(MANY, lambda: client.post("/echo", content=b"x"))
+        gate = fake.pause_next("login")
+        results = await gather(MANY, lambda: client.post("/echo", content=b"x"), gate)
         assert statuses(results) == {AuthenticationError}
         assert fake.stats.failed_logins == 1
         error = results[0]
