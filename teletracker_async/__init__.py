@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from teletracker_async._auth import TeletrackerAuth
+from teletracker_async._client import TeletrackerClient
 from teletracker_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -23,6 +24,7 @@ from teletracker_async._exceptions import (
     TeletrackerError,
 )
 from teletracker_async._models import AuthSession
+from teletracker_async._schemes import IntegratorAuth, TeletrackerBasicAuth
 
 __all__ = [
     "APIConnectionError",
@@ -31,12 +33,15 @@ __all__ = [
     "AuthSession",
     "AuthenticationError",
     "BadRequestError",
+    "IntegratorAuth",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseFormatError",
     "ServerError",
     "TeletrackerAuth",
+    "TeletrackerBasicAuth",
+    "TeletrackerClient",
     "TeletrackerError",
 ]
 

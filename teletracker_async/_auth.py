@@ -72,7 +72,7 @@ class _Exchange:
     lease: Lease | None = None
 
 
-def _check_credential(name: str, value: object) -> str:
+def check_credential(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if not value:
@@ -152,8 +152,8 @@ class TeletrackerAuth(httpx.Auth):
         refresh_margin: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._username = _check_credential("username", username)
-        self._password = _Secret(_check_credential("password", password))
+        self._username = check_credential("username", username)
+        self._password = _Secret(check_credential("password", password))
         self._account_id = check_account_id(account_id)
         self._base_url = check_base_url(base_url)
         if isinstance(refresh_margin, bool) or not isinstance(
@@ -371,8 +371,11 @@ class TeletrackerAuth(httpx.Auth):
             request = self._login_request(account)
         return _Exchange(lock, kind, request, forced, account)
 
+    def _login_form(self) -> dict[str, str]:
+        return {"username": self._username, "password": self._password.get()}
+
     def _login_request(self, account_id: int | None) -> httpx.Request:
-        form = {"username": self._username, "password": self._password.get()}
+        form = self._login_form()
         if account_id is not None:
             form["account_id"] = str(account_id)
         return httpx.Request(

@@ -21,7 +21,14 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from teletracker_async._exceptions import ResponseFormatError
 
-__all__ = ["TokenAnswer", "decode_json", "parse_token_answer"]
+__all__ = [
+    "CallDataAnswer",
+    "Envelope",
+    "TokenAnswer",
+    "decode_json",
+    "parse_token_answer",
+    "structure",
+]
 
 T = TypeVar("T")
 
@@ -74,12 +81,27 @@ def _aware_datetime(value: object, _: object) -> datetime:
     return parsed
 
 
+Records = list[dict[str, Any]]
+
+
+def _records(value: object, _: object) -> Records:
+    # Call records stay plain dicts (their shape is not documented), but each must
+    # at least be an object.
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of records, got {_type_name(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise TypeError(f"record {index} is {_type_name(item)}, not an object")
+    return value
+
+
 converter = cattrs.Converter()
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)
 converter.register_structure_hook(int, _strict_int)
 converter.register_structure_hook(float, _strict_float)
 converter.register_structure_hook(datetime, _aware_datetime)
+converter.register_structure_hook_func(lambda t: t == Records, _records)
 
 
 def _register_wire_class(cls: type[T]) -> type[T]:
@@ -111,11 +133,30 @@ class TokenAnswer:
 
     success: bool
     guid: str
-    token: str
+    token: str = attrs.field(repr=False)
     token_expiration: datetime
     token_lifetime: float
-    refresh_token: str
+    refresh_token: str = attrs.field(repr=False)
     refresh_token_expiration: datetime | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+
+@_register_wire_class
+@attrs.frozen
+class Envelope:
+    """Every answer: ``success`` and, on data endpoints, ``data``."""
+
+    success: bool
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+
+@_register_wire_class
+@attrs.frozen
+class CallDataAnswer:
+    """The answer of ``GET /reports/call-data``."""
+
+    success: bool
+    data: Records
     extra: dict[str, Any] = attrs.field(factory=dict)
 
 

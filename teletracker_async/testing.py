@@ -18,6 +18,7 @@ that answers with the body it got, for tests of request replay.
 
 from __future__ import annotations
 
+import base64
 import email.parser
 import email.policy
 import json
@@ -161,6 +162,7 @@ class _Dropped(Exception):  # noqa: N818 - a signal, not an error
 class _User:
     password: str
     account_ids: tuple[int, ...]
+    integrator: bool = False
 
 
 @attrs.define
@@ -255,13 +257,21 @@ class FakeTeletracker:
     # -- set-up and knobs -------------------------------------------------------------
 
     def add_user(
-        self, username: str, password: str, account_ids: Iterable[int] = (1,)
+        self,
+        username: str,
+        password: str,
+        account_ids: Iterable[int] = (1,),
+        *,
+        integrator: bool = False,
     ) -> None:
-        """Add (or replace) a user who can reach *account_ids* (the first is default)."""
+        """Add (or replace) a user who can reach *account_ids* (the first is default).
+
+        An *integrator* may also use ``Authorization: Integrator``.
+        """
         accounts = tuple(account_ids)
         if not accounts:
             raise ValueError("a user needs at least one account")
-        self._users[username] = _User(password, accounts)
+        self._users[username] = _User(password, accounts, integrator)
 
     def set_password(self, username: str, password: str) -> None:
         """Change a user's password (existing sessions live on)."""
@@ -539,24 +549,64 @@ class FakeTeletracker:
         self.stats.refreshes += 1
         return self._token_answer(session, self._issue(session))
 
-    def _bearer(self, request: FakeRequest) -> _Session | FakeResponse:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+    def _caller(self, request: FakeRequest) -> int | FakeResponse:
+        """The account a data request acts on, or the refusal it gets."""
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer" and credential:
+            answer = self._check_bearer(request, credential)
+        elif scheme in ("basic", "integrator") and credential:
+            answer = self._check_password(request, scheme, credential)
+        else:
+            answer = _refusal(401, "Authentication required")
+        if isinstance(answer, FakeResponse):
             self.stats.rejected_requests += 1
-            return _refusal(401, "Authentication required")
+        return answer
+
+    def _check_bearer(self, request: FakeRequest, token: str) -> int | FakeResponse:
         bearer = self._by_token.get(token)
         if bearer is None or bearer.session.revoked:
-            self.stats.rejected_requests += 1
             return _refusal(401, "Invalid token")
         if self.clock() >= bearer.expires:
-            self.stats.rejected_requests += 1
             return _refusal(self.expired_status, "Token expired")
-        return bearer.session
+        account = bearer.session.account_id
+        asked = request.query.get("account_id")
+        if asked is not None and asked != str(account):
+            return _refusal(403, f"This session belongs to account {account}")
+        return account
+
+    def _check_password(
+        self, request: FakeRequest, scheme: str, credential: str
+    ) -> int | FakeResponse:
+        try:
+            username, _, password = (
+                base64.b64decode(credential, validate=True).decode().partition(":")
+            )
+        except (ValueError, UnicodeDecodeError):
+            return _refusal(401, f"Malformed {scheme.title()} credentials")
+        user = self._users.get(username)
+        if user is None or user.password != password:
+            return _refusal(401, "Invalid username or password")
+        if scheme == "integrator" and not user.integrator:
+            return _refusal(403, "User is not an integrator")
+        asked = request.query.get("account_id")
+        if asked is None:
+            if scheme == "integrator":
+                return _refusal(
+                    400,
+                    "Missing required variables: account_id",
+                    missing=["account_id"],
+                )
+            # The documented hazard: without account_id the API picks an account.
+            return user.account_ids[0]
+        if not asked.isdigit() or int(asked) not in user.account_ids:
+            return _refusal(403, f"User cannot access account {asked}")
+        return int(asked)
 
     def _call_data(self, request: FakeRequest) -> FakeResponse:
-        session = self._bearer(request)
-        if isinstance(session, FakeResponse):
-            return session
+        account = self._caller(request)
+        if isinstance(account, FakeResponse):
+            return account
         self.stats.data_requests += 1
         missing = [k for k in ("start_date", "end_date") if not request.query.get(k)]
         if missing:
@@ -572,25 +622,25 @@ class FakeTeletracker:
             return _refusal(400, "Dates must be YYYY-MM-DD")
         if end < start:
             return _refusal(400, "end_date is before start_date")
-        account = request.query.get("account_id")
-        if account is not None and account != str(session.account_id):
-            return _refusal(
-                403, f"This session belongs to account {session.account_id}"
-            )
         records: list[dict[str, Any]] = []
         day = start
         while day <= end:
-            records.extend(self.records_for(session.account_id, day))
+            records.extend(self.records_for(account, day))
             day += timedelta(days=1)
         return _json(200, {"success": True, "data": records})
 
     def _echo(self, request: FakeRequest) -> FakeResponse:
-        session = self._bearer(request)
-        if isinstance(session, FakeResponse):
-            return session
+        account = self._caller(request)
+        if isinstance(account, FakeResponse):
+            return account
         self.stats.data_requests += 1
         return _json(
-            200, {"success": True, "data": request.body.decode("utf-8", "replace")}
+            200,
+            {
+                "success": True,
+                "account_id": account,
+                "data": request.body.decode("utf-8", "replace"),
+            },
         )
 
     def records_for(self, account_id: int, day: date) -> list[dict[str, Any]]:

@@ -1,0 +1,550 @@
+"""``TeletrackerClient``: typed calls, error mapping, retries and report pulls."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import date, datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+from httpx._client import UseClientDefault
+
+from teletracker_async._auth import (
+    DEFAULT_BASE_URL,
+    TeletrackerAuth,
+    _Switch,
+    check_account_id,
+    check_base_url,
+)
+from teletracker_async._converter import (
+    CallDataAnswer,
+    Envelope,
+    decode_json,
+    structure,
+)
+from teletracker_async._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    RateLimitError,
+    ServerError,
+    TeletrackerError,
+)
+from teletracker_async._models import AuthSession
+from teletracker_async._responses import (
+    decode_error_body,
+    error_for_status,
+    parse_retry_after,
+)
+from teletracker_async._schemes import IntegratorAuth, TeletrackerBasicAuth
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "TeletrackerClient"]
+
+logger = logging.getLogger("teletracker_async")
+
+#: Connect fast or fail; give reports a minute; never fail a coroutine merely because
+#: it queued behind thousands of others for a pooled connection.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=None)
+#: One host, many coroutines: a bounded pool queues them instead of opening
+#: thousands of sockets (which the server would meet with 429s).
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0
+)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Full-jitter exponential backoff: uniform(0, min(MAX_BACKOFF, BASE * 2**attempt)).
+BACKOFF_BASE = 0.5
+MAX_BACKOFF = 8.0
+#: A Retry-After longer than this is not slept through: the error is raised with it.
+MAX_RETRY_AFTER = 60.0
+
+#: Transport failures where the request provably never left: safe to retry any method.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: Transport failures worth retrying for idempotent requests.
+_RETRYABLE = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+
+AnyAuth = TeletrackerAuth | TeletrackerBasicAuth | IntegratorAuth
+DateLike = date | str
+
+
+def _as_date(name: str, value: object) -> date:
+    if isinstance(value, datetime):
+        raise TypeError(f"{name} must be a date, not a datetime (which day is meant?)")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name} must be YYYY-MM-DD, got {value!r}") from None
+    raise TypeError(
+        f"{name} must be a datetime.date or a 'YYYY-MM-DD' string, "
+        f"not {type(value).__name__}"
+    )
+
+
+def _date_range(start: object, end: object) -> tuple[date, date]:
+    first, last = _as_date("start_date", start), _as_date("end_date", end)
+    if last < first:
+        raise ValueError(f"end_date {last} is before start_date {first}")
+    return first, last
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+class TeletrackerClient:
+    """An async client for the Teletracker API, safe to share between coroutines.
+
+    Give either ``username`` and ``password`` (a :class:`TeletrackerAuth` is built) or
+    ``auth=`` (a :class:`TeletrackerAuth`, :class:`TeletrackerBasicAuth` or
+    :class:`IntegratorAuth`), not both.
+
+    Args:
+        username: The Teletracker user name.
+        password: The password.
+        account_id: The account to work in (with credentials only).
+        auth: A ready auth object instead of credentials.
+        base_url: The API root; defaults to the auth's, else the public API.
+        transport: An httpx transport (``FakeTeletracker().transport()`` in tests).
+        timeout: httpx timeouts; see :data:`DEFAULT_TIMEOUT`.
+        limits: httpx connection limits; see :data:`DEFAULT_LIMITS`.
+        max_retries: Retries after the first try for 429/502/503/504 and transport
+            failures; 0 turns retries off.
+        sleep: The coroutine used to wait between retries (inject one in tests).
+        **httpx_options: Passed to ``httpx.AsyncClient`` (headers, proxy, verify...).
+
+    Raises:
+        TypeError, ValueError: Bad or conflicting arguments.
+    """
+
+    def __init__(
+        self,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        account_id: int | None = None,
+        auth: AnyAuth | None = None,
+        base_url: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        max_retries: int = 2,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+        **httpx_options: Any,
+    ) -> None:
+        if auth is None:
+            if username is None or password is None:
+                raise TypeError(
+                    "TeletrackerClient needs username and password, or auth=..."
+                )
+            auth = TeletrackerAuth(
+                username,
+                password,
+                account_id=account_id,
+                base_url=check_base_url(base_url or DEFAULT_BASE_URL),
+            )
+        elif username is not None or password is not None or account_id is not None:
+            raise TypeError(
+                "give either username/password/account_id or auth=..., not both"
+            )
+        elif not isinstance(
+            auth, (TeletrackerAuth, TeletrackerBasicAuth, IntegratorAuth)
+        ):
+            raise TypeError(
+                "auth must be a TeletrackerAuth, TeletrackerBasicAuth or "
+                f"IntegratorAuth, not {type(auth).__name__}"
+            )
+        if isinstance(auth, TeletrackerAuth):
+            if base_url is not None and check_base_url(base_url) != auth.base_url:
+                raise ValueError(
+                    f"base_url {base_url!r} differs from the auth's {auth.base_url!r}"
+                )
+            base_url = auth.base_url
+        base_url = check_base_url(base_url or DEFAULT_BASE_URL)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+            raise TypeError("max_retries must be an int")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self._auth: AnyAuth = auth
+        self._max_retries = max_retries
+        self._sleep = sleep
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._http = httpx.AsyncClient(
+            auth=auth,
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            limits=limits,
+            **httpx_options,
+        )
+
+    def __repr__(self) -> str:
+        return f"TeletrackerClient(auth={self._auth!r}, base_url={str(self._http.base_url)!r})"
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying ``httpx.AsyncClient`` (its auth is :attr:`auth`)."""
+        return self._http
+
+    @property
+    def auth(self) -> AnyAuth:
+        """The auth object every request goes through."""
+        return self._auth
+
+    async def __aenter__(self) -> Self:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _wait(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds before retry number *attempt* + 1, or None to give up."""
+        if attempt >= self._max_retries:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= MAX_RETRY_AFTER else None
+        return self._rng.uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**attempt))
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        data: Mapping[str, Any] | None,
+        json: Any,
+        idempotent: bool | None,
+        auth: httpx.Auth | UseClientDefault | None = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
+        """Send with retries; return the last answer, or raise a transport error."""
+        may_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    method, path, params=params, data=data, json=json, auth=auth
+                )
+            except httpx.TransportError as exc:
+                retryable = isinstance(exc, _NOT_SENT) or (
+                    may_repeat and isinstance(exc, _RETRYABLE)
+                )
+                wait = self._wait(attempt, None) if retryable else None
+                if wait is None:
+                    kind = (
+                        APITimeoutError
+                        if isinstance(exc, httpx.TimeoutException)
+                        else APIConnectionError
+                    )
+                    raise kind(
+                        f"{method} {path}: no answer from Teletracker "
+                        f"({type(exc).__name__}: {str(exc) or 'no detail'})"
+                    ) from exc
+                reason = type(exc).__name__
+            except (ServerError, RateLimitError) as exc:
+                # Raised by the auth flow: a login/refresh failed, so the request
+                # itself was never processed and any method may be retried.
+                wait = (
+                    self._wait(attempt, getattr(exc, "retry_after", None))
+                    if exc.status_code in RETRY_STATUSES
+                    else None
+                )
+                if wait is None:
+                    raise
+                reason = f"HTTP {exc.status_code} from the auth endpoint"
+            else:
+                status = response.status_code
+                wait = None
+                if may_repeat and status in RETRY_STATUSES:
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    wait = self._wait(attempt, retry_after)
+                if wait is None:
+                    return response
+                await response.aclose()
+                reason = f"HTTP {status}"
+            attempt += 1
+            logger.debug(
+                "retry %d/%d of %s %s in %.2f s after %s",
+                attempt,
+                self._max_retries,
+                method,
+                path,
+                wait,
+                reason,
+            )
+            await self._sleep(wait)
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Call an endpoint and return its decoded JSON body.
+
+        Args:
+            method: The HTTP method.
+            path: The path under the base URL, like ``"/reports/call-data"``.
+            params: The query string.
+            data: A form body.
+            json: A JSON body.
+            idempotent: Whether the call may be repeated after a failure. By default
+                GET, HEAD, OPTIONS, PUT and DELETE may; pass True to let a POST retry.
+
+        Returns:
+            The answer's JSON object (with ``success: true``).
+
+        Raises:
+            APIError: The server refused (a subclass per status), or said
+                ``success: false``.
+            ResponseFormatError: The answer was not a JSON object with ``success``.
+            APIConnectionError: No answer (``APITimeoutError`` for timeouts).
+        """
+        method = method.upper()
+        response = await self._send(
+            method, path, params=params, data=data, json=json, idempotent=idempotent
+        )
+        return self._read(method, path, response)
+
+    def _read(
+        self,
+        method: str,
+        path: str,
+        response: httpx.Response,
+        *,
+        secrets: tuple[str, ...] = (),
+    ) -> Any:
+        what = f"{method} {path}"
+        status = response.status_code
+        if not response.is_success:
+            raise error_for_status(
+                status,
+                decode_error_body(response.content),
+                response.headers,
+                what=what,
+                auth_endpoint=bool(secrets),
+                secrets=secrets,
+            )
+        body = decode_json(
+            response.content, what=f"answer to {what}", status_code=status
+        )
+        envelope = structure(
+            body, Envelope, what=f"answer to {what}", status_code=status
+        )
+        if not envelope.success:
+            refusal = error_for_status(status, body, response.headers, what=what)
+            raise APIError(status, refusal.message, refusal.body)
+        return body
+
+    # -- reports ----------------------------------------------------------------------
+
+    async def call_data(
+        self,
+        start_date: DateLike,
+        end_date: DateLike,
+        *,
+        account_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Call records between two dates, both included.
+
+        Args:
+            start_date: A ``date`` or ``"YYYY-MM-DD"``.
+            end_date: A ``date`` or ``"YYYY-MM-DD"``, not before ``start_date``.
+            account_id: The account to report on, when not the session's.
+
+        Returns:
+            The records as the API sends them (plain dicts).
+
+        Raises:
+            ValueError, TypeError: Bad dates or account id (before any request).
+            TeletrackerError: As :meth:`request_json`; ``ResponseFormatError`` when
+                ``data`` is not a list of objects.
+        """
+        first, last = _date_range(start_date, end_date)
+        return await self._call_data(first, last, check_account_id(account_id))
+
+    async def _call_data(
+        self, first: date, last: date, account_id: int | None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "start_date": first.isoformat(),
+            "end_date": last.isoformat(),
+        }
+        if account_id is not None:
+            params["account_id"] = account_id
+        path = "/reports/call-data"
+        response = await self._send(
+            "GET", path, params=params, data=None, json=None, idempotent=None
+        )
+        body = self._read("GET", path, response)
+        answer = structure(
+            body,
+            CallDataAnswer,
+            what=f"answer to GET {path}",
+            status_code=response.status_code,
+        )
+        return answer.data
+
+    async def iter_call_data(
+        self,
+        start_date: DateLike,
+        end_date: DateLike,
+        *,
+        account_id: int | None = None,
+        window_days: int = 1,
+        concurrency: int = 8,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield call records of a long range in date order, fetching windows at once.
+
+        The range is cut into windows of ``window_days``; up to ``concurrency``
+        windows are fetched together, then their records are yielded in order
+        before the next batch starts. No task outlives a batch, so breaking out of
+        the loop leaves nothing running, and the first error is raised as itself.
+
+        Raises:
+            ValueError, TypeError: Bad arguments, before any request.
+            TeletrackerError: The first error of a batch; the rest are cancelled.
+        """
+        first, last = _date_range(start_date, end_date)
+        account = check_account_id(account_id)
+        step = _positive_int("window_days", window_days)
+        width = _positive_int("concurrency", concurrency)
+        windows: list[tuple[date, date]] = []
+        day = first
+        while day <= last:
+            end = min(day + timedelta(days=step - 1), last)
+            windows.append((day, end))
+            day = end + timedelta(days=1)
+        for batch_start in range(0, len(windows), width):
+            batch = windows[batch_start : batch_start + width]
+            for records in await self._fetch_batch(batch, account):
+                for record in records:
+                    yield record
+
+    async def _fetch_batch(
+        self, batch: list[tuple[date, date]], account_id: int | None
+    ) -> list[list[dict[str, Any]]]:
+        results: list[list[dict[str, Any]]] = [[] for _ in batch]
+        errors: list[BaseException] = []
+
+        async def fetch(index: int, window: tuple[date, date]) -> None:
+            try:
+                results[index] = await self._call_data(*window, account_id)
+            except TeletrackerError as exc:
+                if not errors:
+                    errors.append(exc)
+                tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for index, window in enumerate(batch):
+                tg.start_soon(fetch, index, window)
+        if errors:
+            raise errors[0]
+        return results
+
+    # -- session ----------------------------------------------------------------------
+
+    def _bearer_auth(self, what: str) -> TeletrackerAuth:
+        if not isinstance(self._auth, TeletrackerAuth):
+            raise TypeError(
+                f"{what} needs a bearer session (TeletrackerAuth), "
+                f"not {type(self._auth).__name__}"
+            )
+        return self._auth
+
+    async def _send_raw(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._http.send(request, auth=None, stream=True)
+        except httpx.TransportError as exc:
+            kind = (
+                APITimeoutError
+                if isinstance(exc, httpx.TimeoutException)
+                else APIConnectionError
+            )
+            raise kind(
+                f"{request.method} {request.url.path}: no answer from Teletracker "
+                f"({type(exc).__name__})"
+            ) from exc
+
+    async def session(self) -> AuthSession:
+        """A valid session now: logs in or refreshes as needed.
+
+        Shares the single-flight rules of the auth flow: concurrent callers and
+        requests in flight cause one login or refresh between them.
+
+        Raises:
+            TypeError: The client does not use :class:`TeletrackerAuth`.
+            TeletrackerError: The login or refresh failed.
+        """
+        auth = self._bearer_auth("session()")
+        lease = await auth._drive(self._send_raw)  # noqa: SLF001
+        return lease.session
+
+    async def switch_account(self, account_id: int | None) -> None:
+        """Work in another account from now on.
+
+        With bearer sessions this is a new login with ``account_id``: requests
+        already in flight finish with the old token, later ones use the new one.
+        With Basic or Integrator auth, later requests carry the new ``account_id``.
+
+        Raises:
+            TypeError, ValueError: A bad account id (Integrator: None is refused).
+            AuthenticationError: The user cannot reach that account.
+        """
+        account = check_account_id(account_id)
+        if isinstance(self._auth, TeletrackerAuth):
+            await self._auth._drive(self._send_raw, switch=_Switch(account))  # noqa: SLF001
+        else:
+            self._auth._switch(account)  # noqa: SLF001
+
+    async def verify_credentials(self) -> bool:
+        """Check the credentials with ``auth_only=1``; creates no session.
+
+        Returns:
+            True when accepted, False when refused with 401.
+
+        Raises:
+            TeletrackerError: Any other answer (400, 403, 5xx...) or no answer.
+        """
+        form = self._auth._login_form()  # noqa: SLF001
+        form["auth_only"] = "1"
+        account = self._auth.account_id
+        if account is not None:
+            form["account_id"] = str(account)
+        path = "/auth/login"
+        response = await self._send(
+            "POST", path, params=None, data=form, json=None, idempotent=True, auth=None
+        )
+        if response.status_code == 401:
+            return False
+        self._read("POST", path, response, secrets=(form["password"],))
+        return True
