@@ -6,10 +6,12 @@ coroutines: one login, one refresh per expiry, and no request lost to an expired
 
 from __future__ import annotations
 
-from typing import Any
-
 from teletracker_async._auth import TeletrackerAuth
-from teletracker_async._client import TeletrackerClient
+from teletracker_async._client import (
+    DEFAULT_LIMITS,
+    DEFAULT_TIMEOUT,
+    TeletrackerClient,
+)
 from teletracker_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -33,6 +35,8 @@ __all__ = [
     "AuthSession",
     "AuthenticationError",
     "BadRequestError",
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
     "IntegratorAuth",
     "NotFoundError",
     "PermissionDeniedError",
@@ -46,7 +50,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:
     # Read lazily so that importing the package does not pay for metadata lookup.
     if name == "__version__":
         from importlib.metadata import version  # noqa: PLC0415
