@@ -29,14 +29,14 @@ from teletracker_async._models import AuthSession
 from teletracker_async._schemes import IntegratorAuth, TeletrackerBasicAuth
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
     "AuthSession",
     "AuthenticationError",
     "BadRequestError",
-    "DEFAULT_LIMITS",
-    "DEFAULT_TIMEOUT",
     "IntegratorAuth",
     "NotFoundError",
     "PermissionDeniedError",
