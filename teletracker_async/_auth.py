@@ -257,6 +257,11 @@ class TeletrackerAuth(httpx.Auth):
                 # the login answer: the next request renews instead.
                 machine.suspect_generation(lease.generation)
                 return
+            # Free the refused answer's connection before waiting for the renewal:
+            # the renewal may need that very connection (pool exhausted by refused
+            # requests all waiting for the lock = deadlock). httpx reads it anyway
+            # before sending the retry; its body is a few bytes.
+            await response.aread()
             rejected = lease.generation
 
     # -- the single-flight renewal --------------------------------------------------

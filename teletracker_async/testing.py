@@ -10,7 +10,9 @@ SDK (or to any httpx client)::
     assert fake.stats.logins == 1
 
 Everything it does is in one place, :meth:`FakeTeletracker.handle`, which takes a
-plain :class:`FakeRequest`; the httpx transport is one door to it.
+plain :class:`FakeRequest`. Two doors lead there: :meth:`FakeTeletracker.transport`
+(an in-process httpx transport) and :meth:`FakeTeletracker.asgi` (an ASGI app, served
+on loopback by ``teletracker-async serve``).
 
 Besides the documented endpoints it offers ``POST /echo``: a bearer-checked endpoint
 that answers with the body it got, for tests of request replay.
@@ -26,7 +28,14 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -81,6 +90,9 @@ class FakeStats:
     auth_only_checks: int = 0
     refreshes: int = 0
     failed_refreshes: int = 0
+    #: Refreshes of a token younger than half its lifetime. The SDK never refreshes
+    #: that early on its own, so these betray a second refresh for one expiry.
+    premature_refreshes: int = 0
     reuse_attempts: int = 0
     rejected_requests: int = 0
     data_requests: int = 0
@@ -172,6 +184,7 @@ class _Session:
     account_id: int
     refresh_token: str
     refresh_expires: float
+    issued_at: float = 0.0  # when the current token was issued
     revoked: bool = False
 
 
@@ -361,9 +374,82 @@ class FakeTeletracker:
 
     # -- doors ------------------------------------------------------------------------
 
-    def transport(self) -> httpx.AsyncBaseTransport:
-        """An httpx transport that answers in-process, for ``AsyncClient(transport=)``."""
-        return _FakeTransport(self)
+    def transport(
+        self, *, max_connections: int | None = None
+    ) -> httpx.AsyncBaseTransport:
+        """An httpx transport that answers in-process, for ``AsyncClient(transport=)``.
+
+        Args:
+            max_connections: Behave like a connection pool of this size: a request
+                waits for a free 'connection' and holds it until its answer's body is
+                read or closed. None: unlimited.
+        """
+        return _FakeTransport(self, max_connections)
+
+    async def asgi(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        """The fake as an ASGI application: ``uvicorn.run(fake.asgi)``.
+
+        Same state, same rules as :meth:`transport`: both doors lead to
+        :meth:`handle`. A dropped connection is played by announcing a body and
+        never sending it, which the server turns into a closed connection.
+        """
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":  # pragma: no cover - websockets are not served
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        request = FakeRequest(
+            method=scope["method"],
+            path=scope["path"],
+            query=dict(
+                parse_qsl(
+                    scope["query_string"].decode("latin-1"), keep_blank_values=True
+                )
+            ),
+            headers={
+                k.decode("latin-1").lower(): v.decode("latin-1")
+                for k, v in scope["headers"]
+            },
+            body=b"".join(chunks),
+        )
+        try:
+            answer = await self.handle(request)
+        except _Dropped:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"1")],
+                }
+            )
+            return  # the server closes a connection whose body came up short
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (k.encode("latin-1"), v.encode("latin-1"))
+                    for k, v in answer.headers.items()
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
 
     # -- the one implementation -------------------------------------------------------
 
@@ -446,7 +532,10 @@ class FakeTeletracker:
 
     def _issue(self, session: _Session) -> str:
         token = str(uuid.uuid4())
-        self._by_token[token] = _Bearer(session, self.clock() + self.token_lifetime)
+        session.issued_at = self.clock()
+        self._by_token[token] = _Bearer(
+            session, session.issued_at + self.token_lifetime
+        )
         return token
 
     def _new_session(self, username: str, account_id: int) -> tuple[_Session, str]:
@@ -541,6 +630,8 @@ class FakeTeletracker:
             return _refusal(401, "Invalid or expired refresh token")
         del self._by_refresh[old]
         self._spent_refresh[old] = session
+        if now - session.issued_at < self.token_lifetime / 2:
+            self.stats.premature_refreshes += 1
         # The old bearer token stays valid until its own expiry: requests already in
         # flight with it must not fail.
         session.refresh_token = str(uuid.uuid4())
@@ -674,9 +765,28 @@ class FakeTeletracker:
         return records
 
 
+class _PooledBody(httpx.AsyncByteStream):
+    """A response body that holds its 'connection' until it is closed."""
+
+    def __init__(self, body: bytes, release: Callable[[], None]) -> None:
+        self._body = body
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._body
+
+    async def aclose(self) -> None:
+        if self._release is not None:
+            self._release, release = None, self._release
+            release()
+
+
 class _FakeTransport(httpx.AsyncBaseTransport):
-    def __init__(self, fake: FakeTeletracker) -> None:
+    def __init__(self, fake: FakeTeletracker, max_connections: int | None) -> None:
         self._fake = fake
+        self._pool = (
+            None if max_connections is None else anyio.Semaphore(max_connections)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # Iterate rather than aread(): aread() would make a one-shot stream replayable,
@@ -689,17 +799,27 @@ class _FakeTransport(httpx.AsyncBaseTransport):
             headers={k.decode().lower(): v.decode() for k, v in request.headers.raw},
             body=body,
         )
+        pool = self._pool
+        if pool is not None:
+            await pool.acquire()
         try:
             answer = await self._fake.handle(fake_request)
-        except _Dropped:
-            raise httpx.RemoteProtocolError(
-                "Server disconnected without sending a response.", request=request
-            ) from None
+        except BaseException as exc:
+            if pool is not None:
+                pool.release()
+            if isinstance(exc, _Dropped):
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                ) from None
+            raise
         headers = {**answer.headers, "content-length": str(len(answer.body))}
-        # stream=, not content=: like a real connection, nothing is read up front.
+        # stream=, not content=: like a real connection, nothing is read up front,
+        # and the connection is held until the body is read or closed.
+        stream: httpx.AsyncByteStream = (
+            httpx.ByteStream(answer.body)
+            if pool is None
+            else _PooledBody(answer.body, pool.release)
+        )
         return httpx.Response(
-            answer.status,
-            headers=headers,
-            stream=httpx.ByteStream(answer.body),
-            request=request,
+            answer.status, headers=headers, stream=stream, request=request
         )

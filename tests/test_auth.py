@@ -337,6 +337,24 @@ async def test_rejected_token_renews_once_and_retries(
     assert fake.stats.rejected_requests == 500
 
 
+@pytest.mark.parametrize("connections", [1, 5])
+async def test_renewal_after_401_does_not_starve_the_pool(
+    clock: FakeClock, fake: FakeTeletracker, connections: int
+) -> None:
+    """Refused requests free their connection before waiting for the renewal."""
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    transport = fake.transport(max_connections=connections)
+    async with httpx.AsyncClient(
+        auth=auth, transport=transport, base_url=BASE_URL
+    ) as client:
+        await client.post("/echo", content=b"warm-up")
+        fake.expire_sessions()
+        with anyio.fail_after(30):  # a deadlock would hang here forever
+            results = await gather(200, lambda: client.post("/echo", content=b"x"))
+    assert statuses(results) == {200}
+    assert fake.stats.refreshes == 1
+
+
 async def test_persistent_403_goes_back_without_a_loop(env: Env) -> None:
     """A 403 that a fresh token does not cure is returned, and not renewed again."""
     await env.call_data()
