@@ -1,0 +1,587 @@
+"""The ``teletracker-async`` command.
+
+``demo`` and ``serve`` run :class:`FakeTeletracker` as a real HTTP server on loopback;
+``verify``, ``token`` and ``call-data`` talk to a real (or served fake) API. The
+progress display, tables and the HTTP server come from the ``cli`` extra (rich and
+uvicorn); the library itself never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import getpass
+import ipaddress
+import json
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
+from typing import IO, TYPE_CHECKING, Any
+
+import anyio
+import attrs
+import httpx
+
+from teletracker_async._auth import DEFAULT_BASE_URL, TeletrackerAuth
+from teletracker_async._client import TeletrackerClient
+from teletracker_async._exceptions import TeletrackerError
+from teletracker_async.testing import (
+    FakeStats,
+    FakeTeletracker,
+    bind_socket,
+    socket_url,
+)
+
+if TYPE_CHECKING:
+    import rich.console
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+
+
+class CommandError(Exception):
+    """An expected failure: one line on stderr, exit code 1 (or the one given)."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _require_extras() -> None:
+    try:
+        import rich  # noqa: F401, PLC0415
+        import uvicorn  # noqa: F401, PLC0415
+    except ImportError as exc:
+        raise CommandError(
+            f"this command needs the 'cli' extra ({exc.name} is missing): "
+            "pip install 'teletracker-async[cli]'"
+        ) from None
+
+
+def _console(*, stderr: bool) -> rich.console.Console:
+    _require_extras()
+    import rich.console  # noqa: PLC0415
+
+    return rich.console.Console(stderr=stderr, highlight=False)
+
+
+# -- serving the fake -------------------------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_user(spec: str) -> tuple[str, str, list[int]]:
+    name, sep, rest = spec.partition(":")
+    password, _, accounts = rest.partition(":")
+    if not name or not sep or not password:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME:PASSWORD[:ACCOUNT,...], got {name!r} and no password"
+        )
+    try:
+        ids = [int(a) for a in accounts.split(",")] if accounts else [1]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "accounts must be integers separated by commas"
+        ) from None
+    return name, password, ids
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _require_extras()
+    if not _is_loopback(args.host):
+        if not args.allow_remote:
+            raise CommandError(
+                f"{args.host} is not a loopback address: the fake would be reachable "
+                "from other machines. Pass --allow-remote if that is what you want.",
+                EXIT_USAGE,
+            )
+        print(
+            f"warning: serving the fake on {args.host}, beyond this machine",
+            file=sys.stderr,
+        )
+    users = args.user or [(DEMO_USER, DEMO_PASSWORD, [1, 2])]
+    fake = FakeTeletracker(token_lifetime=args.lifetime)
+    for name, password, accounts in users:
+        fake.add_user(name, password, accounts)
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror}"
+        ) from None
+    server = fake.asgi_server()
+    print(f"FakeTeletracker listening on {socket_url(sock)} (Ctrl-C stops it)")
+    print(f"token lifetime: {args.lifetime:g} s")
+    for name, password, accounts in users:
+        # These are the fake's own test credentials, chosen on this command line.
+        print(f"user: {name}  password: {password}  accounts: {accounts}")
+    sys.stdout.flush()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return EXIT_OK
+
+
+# -- demo -------------------------------------------------------------------------------
+
+
+@attrs.define
+class DemoResult:
+    """What the demo measured, with the fake's own counters."""
+
+    ok: int
+    failed: int
+    errors: Counter[str]
+    latencies: list[float]
+    elapsed: float
+    stats: FakeStats
+    lifetime: float
+    concurrency: int
+
+    def percentile(self, fraction: float) -> float:
+        """The latency at *fraction* (0..1) in milliseconds, 0 when nothing ran."""
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        index = min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)
+        return ordered[max(index, 0)] * 1000
+
+    def problems(self) -> list[str]:
+        """Why the demo failed, or nothing when one session held."""
+        found = []
+        if self.failed:
+            found.append(f"{self.failed} requests failed")
+        if self.stats.max_concurrent_refreshes > 1 or self.stats.premature_refreshes:
+            found.append("a token was refreshed more than once")
+        if self.stats.reuse_attempts:
+            found.append(f"{self.stats.reuse_attempts} refresh tokens reused")
+        return found
+
+
+async def _pull(
+    url: str, args: argparse.Namespace, progress: Any, task: Any
+) -> DemoResult:
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(28)]
+    per_worker, extra = divmod(args.requests, args.concurrency)
+    limits = httpx.Limits(
+        max_connections=args.connections, max_keepalive_connections=args.connections
+    )
+    async with TeletrackerClient(
+        DEMO_USER, DEMO_PASSWORD, base_url=url, limits=limits
+    ) as client:
+
+        async def worker(index: int, count: int) -> None:
+            for i in range(count):
+                day = days[(index + i) % len(days)]
+                started = time.perf_counter()
+                try:
+                    await client.call_data(day, day)
+                except TeletrackerError as exc:
+                    errors[type(exc).__name__] += 1
+                else:
+                    latencies.append(time.perf_counter() - started)
+                progress.advance(task)
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for index in range(args.concurrency):
+                tg.start_soon(worker, index, per_worker + (index < extra))
+        elapsed = time.perf_counter() - started
+    return DemoResult(
+        ok=len(latencies),
+        failed=sum(errors.values()),
+        errors=errors,
+        latencies=latencies,
+        elapsed=elapsed,
+        stats=FakeStats(),
+        lifetime=args.lifetime,
+        concurrency=args.concurrency,
+    )
+
+
+@contextlib.contextmanager
+def _served_elsewhere(lifetime: float) -> Iterator[str]:
+    """Serve a fake in a child process (its own core and GIL); yield its URL."""
+    command = [
+        sys.executable,
+        "-m",
+        "teletracker_async",
+        "serve",
+        "--port",
+        "0",
+        "--lifetime",
+        repr(lifetime),
+        "--user",
+        f"{DEMO_USER}:{DEMO_PASSWORD}:1",
+    ]
+    child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None  # noqa: S101 - PIPE was asked for
+        first = child.stdout.readline()
+        found = re.search(r"listening on (\S+)", first)
+        if found is None:
+            child.kill()
+            _, err = child.communicate(timeout=10)
+            raise CommandError(f"the fake server did not start: {err.strip()[-300:]}")
+        yield found.group(1)
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(timeout=10)
+            except (
+                subprocess.TimeoutExpired
+            ):  # pragma: no cover - uvicorn stops on SIGINT
+                child.kill()
+                child.wait()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    _require_extras()
+    import rich.progress  # noqa: PLC0415
+    import rich.table  # noqa: PLC0415
+
+    err = _console(stderr=True)
+    out = _console(stderr=False)
+    err.print(
+        f"Serving FakeTeletracker on 127.0.0.1; {args.requests} requests from "
+        f"{args.concurrency} coroutines, tokens living {args.lifetime:g} s."
+    )
+    with (
+        _served_elsewhere(args.lifetime) as url,
+        rich.progress.Progress(
+            rich.progress.TextColumn("pulling call data"),
+            rich.progress.BarColumn(),
+            rich.progress.MofNCompleteColumn(),
+            rich.progress.TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("pull", total=args.requests)
+        result = anyio.run(_pull, url, args, progress, task, backend="asyncio")
+        stats = httpx.get(f"{url}/_fake/stats", timeout=10).json()["data"]
+    result.stats = FakeStats(**stats)
+    table = rich.table.Table(title="One session under load", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    stats = result.stats
+    rows = [
+        ("requests ok", f"{result.ok}"),
+        ("requests failed", f"{result.failed}"),
+        ("coroutines / connections", f"{result.concurrency} / {args.connections}"),
+        ("logins", f"{stats.logins}"),
+        ("refreshes", f"{stats.refreshes}"),
+        ("token lifetimes elapsed", f"{result.elapsed / result.lifetime:.1f}"),
+        ("tokens refreshed twice", f"{stats.premature_refreshes}"),
+        ("most refreshes at once", f"{stats.max_concurrent_refreshes}"),
+        ("refresh-token reuse attempts", f"{stats.reuse_attempts}"),
+        ("requests refused, then retried", f"{stats.rejected_requests}"),
+        ("p50 latency (with queueing)", f"{result.percentile(0.50):.1f} ms"),
+        ("p99 latency (with queueing)", f"{result.percentile(0.99):.1f} ms"),
+        ("requests per second", f"{(result.ok + result.failed) / result.elapsed:.0f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
+    for name, count in sorted(result.errors.items()):
+        out.print(f"  {count} x {name}")
+    problems = result.problems()
+    if problems:
+        out.print(f"FAIL: {'; '.join(problems)}")
+        return EXIT_FAILED
+    out.print(
+        f"OK: {result.ok} requests from {result.concurrency} coroutines shared "
+        f"{stats.logins} login; {stats.refreshes} refreshes, each token refreshed at "
+        "most once (early, at half its life), no refresh token reused."
+    )
+    return EXIT_OK
+
+
+# -- commands against an API ----------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> TeletrackerClient:
+    username = args.username or os.environ.get("TELETRACKER_USERNAME")
+    if not username:
+        raise CommandError("no username: pass --username or set TELETRACKER_USERNAME")
+    password = os.environ.get("TELETRACKER_PASSWORD")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif not password:
+        if not sys.stdin.isatty():
+            raise CommandError(
+                "no password: set TELETRACKER_PASSWORD, pipe it with "
+                "--password-stdin, or run in a terminal to be asked"
+            )
+        password = getpass.getpass(f"Teletracker password for {username}: ")
+    if not password:
+        raise CommandError("the password is empty")
+    account = args.account_id
+    if account is None and os.environ.get("TELETRACKER_ACCOUNT_ID"):
+        try:
+            account = int(os.environ["TELETRACKER_ACCOUNT_ID"])
+        except ValueError:
+            raise CommandError("TELETRACKER_ACCOUNT_ID must be an integer") from None
+    base_url = (
+        args.base_url or os.environ.get("TELETRACKER_BASE_URL") or DEFAULT_BASE_URL
+    )
+    try:
+        auth = TeletrackerAuth(
+            username, password, account_id=account, base_url=base_url
+        )
+    except (TypeError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    return TeletrackerClient(auth=auth)
+
+
+async def _verify(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        accepted = await client.verify_credentials()
+    print(
+        "credentials accepted" if accepted else "credentials refused", file=sys.stderr
+    )
+    return EXIT_OK if accepted else EXIT_FAILED
+
+
+async def _token(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        session = await client.session()
+    # The one place a token is printed: stdout, on request, for the user's shell.
+    print(session.token)
+    return EXIT_OK
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else str(value)
+
+
+class _CsvSink:
+    """CSV whose columns are the first record's keys, plus ``_extra``.
+
+    Records are streamed, so the header cannot grow: keys a later record adds go,
+    as JSON, into ``_extra`` rather than being dropped.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._writer = csv.writer(stream)
+        self._columns: list[str] | None = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._columns is None:
+            self._columns = list(record)
+            self._writer.writerow([*self._columns, "_extra"])
+        extra = {k: v for k, v in record.items() if k not in self._columns}
+        row = [_cell(record.get(k)) for k in self._columns]
+        self._writer.writerow([*row, json.dumps(extra) if extra else ""])
+
+
+async def _call_data(args: argparse.Namespace) -> int:
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError:
+        raise CommandError("--start and --end must be dates as YYYY-MM-DD") from None
+    if end < start:
+        raise CommandError(f"--end {end} is before --start {start}")
+    with contextlib.ExitStack() as stack:
+        if args.output and args.output != "-":
+            try:
+                stream: IO[str] = stack.enter_context(
+                    open(args.output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230, PTH123
+                )
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot write {args.output}: {exc.strerror}"
+                ) from None
+        else:
+            stream = sys.stdout
+        csv_sink = _CsvSink(stream) if args.format == "csv" else None
+        progress = _records_progress(stack) if sys.stderr.isatty() else None
+        count = 0
+        async with _client(args) as client:
+            async for record in client.iter_call_data(
+                start,
+                end,
+                account_id=args.account_id,
+                window_days=args.window_days,
+                concurrency=args.concurrency,
+            ):
+                if csv_sink is not None:
+                    csv_sink.write(record)
+                else:
+                    stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+                count += 1
+                if progress is not None:
+                    progress.update(progress.task_ids[0], completed=count)
+        stream.flush()
+    print(f"{count} call records", file=sys.stderr)
+    return EXIT_OK
+
+
+def _records_progress(stack: contextlib.ExitStack) -> Any:
+    _require_extras()
+    import rich.progress  # noqa: PLC0415
+
+    progress = stack.enter_context(
+        rich.progress.Progress(
+            rich.progress.TextColumn("{task.completed} call records"),
+            rich.progress.TimeElapsedColumn(),
+            console=_console(stderr=True),
+            transient=True,
+        )
+    )
+    progress.add_task("records", total=None)
+    return progress
+
+
+# -- the parser ---------------------------------------------------------------------------
+
+
+def _positive(kind: type[int | float]) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="teletracker-async",
+        description="The Teletracker SDK's command line: a demo, a fake server, and "
+        "calls to the API.",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the SDK's debug log (no secrets)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="pull call data from a local fake under load: one session, proved"
+    )
+    demo.add_argument("--requests", type=_positive(int), default=15_000)
+    demo.add_argument("--concurrency", type=_positive(int), default=2_000)
+    demo.add_argument(
+        "--connections",
+        type=_positive(int),
+        default=8,
+        help="the client's connection pool (loopback needs few; see the README)",
+    )
+    demo.add_argument(
+        "--lifetime",
+        type=_positive(float),
+        default=3.0,
+        help="token lifetime in seconds (short, so that tokens expire under load)",
+    )
+
+    serve = commands.add_parser("serve", help="run the fake Teletracker on loopback")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument("--lifetime", type=_positive(float), default=3600.0)
+    serve.add_argument(
+        "--user",
+        action="append",
+        type=_parse_user,
+        metavar="NAME:PASSWORD[:ACCOUNTS]",
+        help=f"a fake user (repeatable); default {DEMO_USER}:{DEMO_PASSWORD}:1,2",
+    )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (the fake has no real security)",
+    )
+
+    def api_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(
+            name,
+            help=help_text,
+            epilog="Credentials: TELETRACKER_USERNAME, TELETRACKER_PASSWORD, "
+            "TELETRACKER_ACCOUNT_ID, TELETRACKER_BASE_URL; without a password in "
+            "the environment you are asked for it (it is never an argument).",
+        )
+        command.add_argument("--username")
+        command.add_argument("--base-url")
+        command.add_argument("--account-id", type=_positive(int))
+        command.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of standard input",
+        )
+        return command
+
+    api_command("verify", "check the credentials (exit 0 when accepted, 1 if not)")
+    api_command("token", "log in and print a bearer token, nothing else, to stdout")
+    call_data = api_command("call-data", "stream call records as JSON lines or CSV")
+    call_data.add_argument("--start", required=True, metavar="YYYY-MM-DD")
+    call_data.add_argument("--end", required=True, metavar="YYYY-MM-DD")
+    call_data.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    call_data.add_argument("--output", metavar="FILE", help="default: stdout")
+    call_data.add_argument("--window-days", type=_positive(int), default=1)
+    call_data.add_argument("--concurrency", type=_positive(int), default=8)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    if not verbose:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name, level in (("teletracker_async", logging.DEBUG), ("httpx", logging.INFO)):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.addHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    commands = {"verify": _verify, "token": _token, "call-data": _call_data}
+    try:
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "serve":
+            return _serve(args)
+        return int(anyio.run(commands[args.command], args))
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except TeletrackerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except httpx.HTTPError as exc:  # pragma: no cover - the client wraps these
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
