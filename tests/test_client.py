@@ -629,16 +629,18 @@ async def test_switch_account_under_load(
         return int(body["account_id"])
 
     await client.session()
-    before: list[int] = []
-    gate = fake.pause_next("data", times=200)
+    accounts: list[int] = []
+    # 100 requests (the pool's size) are held at the server carrying the old token;
+    # 200 more wait for a connection slot, so they have no token yet.
+    gate = fake.pause_next("data", times=100)
     async with anyio.create_task_group() as tg:
-        for _ in range(200):
-            tg.start_soon(lambda: _append(before, echo()))
+        for _ in range(300):
+            tg.start_soon(lambda: _append(accounts, echo()))
         await gate.arrived.wait()
         await client.switch_account(2)
         gate.release()
     after = [await echo() for _ in range(5)]
-    assert before == [1] * 200
+    assert sorted(accounts) == [1] * 100 + [2] * 200
     assert after == [2] * 5
     assert client.auth.account_id == 2
     assert fake.stats.logins == 2
