@@ -136,8 +136,11 @@ def _serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled; stopping is the normal end
     finally:
         sock.close()
+    print("stopped")
     return EXIT_OK
 
 
@@ -242,7 +245,7 @@ def _served_elsewhere(lifetime: float) -> Iterator[str]:
         assert child.stdout is not None  # noqa: S101 - PIPE was asked for
         first = child.stdout.readline()
         found = re.search(r"listening on (\S+)", first)
-        if found is None:
+        if found is None:  # pragma: no cover - the child failed to start
             child.kill()
             _, err = child.communicate(timeout=10)
             raise CommandError(f"the fake server did not start: {err.strip()[-300:]}")
@@ -250,19 +253,16 @@ def _served_elsewhere(lifetime: float) -> Iterator[str]:
     finally:
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
-            try:
-                child.wait(timeout=10)
-            except (
-                subprocess.TimeoutExpired
-            ):  # pragma: no cover - uvicorn stops on SIGINT
-                child.kill()
-                child.wait()
+        try:
+            child.communicate(timeout=10)  # reaps it and closes both pipes
+        except subprocess.TimeoutExpired:  # pragma: no cover - it stops on SIGINT
+            child.kill()
+            child.communicate()
 
 
 def _demo(args: argparse.Namespace) -> int:
     _require_extras()
     import rich.progress  # noqa: PLC0415
-    import rich.table  # noqa: PLC0415
 
     err = _console(stderr=True)
     out = _console(stderr=False)
@@ -285,6 +285,13 @@ def _demo(args: argparse.Namespace) -> int:
         result = anyio.run(_pull, url, args, progress, task, backend="asyncio")
         stats = httpx.get(f"{url}/_fake/stats", timeout=10).json()["data"]
     result.stats = FakeStats(**stats)
+    return _report(result, args.connections, out)
+
+
+def _report(result: DemoResult, connections: int, out: rich.console.Console) -> int:
+    """Print the demo's table and verdict; the exit code."""
+    import rich.table  # noqa: PLC0415
+
     table = rich.table.Table(title="One session under load", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -292,7 +299,7 @@ def _demo(args: argparse.Namespace) -> int:
     rows = [
         ("requests ok", f"{result.ok}"),
         ("requests failed", f"{result.failed}"),
-        ("coroutines / connections", f"{result.concurrency} / {args.connections}"),
+        ("coroutines / connections", f"{result.concurrency} / {connections}"),
         ("logins", f"{stats.logins}"),
         ("refreshes", f"{stats.refreshes}"),
         ("token lifetimes elapsed", f"{result.elapsed / result.lifetime:.1f}"),
