@@ -45,7 +45,7 @@ async def _round(auth: httpx.Auth, requests: int, concurrency: int) -> float:
     async with httpx.AsyncClient(
         auth=auth, transport=httpx.MockTransport(_ok), base_url=BASE
     ) as client:
-        per_task = requests // concurrency
+        per_task = max(1, requests // concurrency)
 
         async def worker() -> None:
             for _ in range(per_task):

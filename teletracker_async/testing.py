@@ -528,6 +528,8 @@ class FakeTeletracker:
             return await self._guarded("data", request, self._call_data)
         if route == ("POST", "/echo"):
             return await self._guarded("data", request, self._echo)
+        if route == ("POST", "/oauth/token"):
+            return await self._oauth_token(request)
         if route == ("GET", "/_fake/stats"):
             return _json(200, {"success": True, "data": attrs.asdict(self.stats)})
         if route[1] in ("/auth/login", "/auth/refresh", "/reports/call-data", "/echo"):
@@ -705,6 +707,40 @@ class FakeTeletracker:
         self._by_refresh[session.refresh_token] = session
         self.stats.refreshes += 1
         return self._token_answer(session, self._issue(session))
+
+    async def _oauth_token(self, request: FakeRequest) -> FakeResponse:
+        """An OAuth2-shaped door to the same sessions, for benchmarking peers.
+
+        ``grant_type=password`` logs in, ``grant_type=refresh_token`` refreshes (with
+        the same rotation and reuse detection); answers carry ``access_token``,
+        ``expires_in`` and ``refresh_token``, errors ``{"error": "invalid_grant"}``.
+        """
+        form = self._form(request)
+        grant = form.get("grant_type") if isinstance(form, dict) else None
+        if grant == "password":
+            answer = await self._guarded("login", request, self._login)
+        elif grant == "refresh_token":
+            answer = await self._guarded("refresh", request, self._refresh)
+        else:
+            return _json(400, {"error": "unsupported_grant_type"})
+        try:
+            body = json.loads(answer.body)
+        except ValueError:
+            return answer  # a garbled answer stays garbled
+        if answer.status != 200 or "token" not in body:
+            return _json(
+                400 if answer.status < 500 else answer.status,
+                {"error": "invalid_grant", "error_description": body.get("message")},
+            )
+        return _json(
+            200,
+            {
+                "access_token": body["token"],
+                "token_type": "Bearer",
+                "expires_in": body["tokenLifetime"],
+                "refresh_token": body["refreshToken"],
+            },
+        )
 
     def _caller(self, request: FakeRequest) -> int | FakeResponse:
         """The account a data request acts on, or the refusal it gets."""

@@ -13,3 +13,58 @@ async def test_bench_auth_runs_at_tiny_size() -> None:
     result = await bench_auth.measure(requests=20, rounds=1, concurrency=2)
     assert set(result) == {"teletracker_us", "static_us", "ratio"}
     assert all(value > 0 for value in result.values())
+
+
+async def test_suite_workloads_run_at_tiny_size() -> None:
+    """Every in-process workload runs and reports its figures (no timing asserted)."""
+    from benchmarks import suite  # noqa: PLC0415
+
+    storm = await suite.expiry_storm(coroutines=50, rounds=1)
+    assert (storm["refreshes_per_storm"], storm["failed"]) == (1, 0)
+    early = await suite.early_window(coroutines=50, refresh_s=0.01)
+    assert early["refreshes"] == 1
+    assert early["delayed"] <= 1  # at most the refresher itself
+    mem = await suite.memory(requests=200, refreshes=2)
+    assert mem["refreshes"] == 2
+    assert set(mem) >= {"growth_sdk_kib", "growth_total_kib", "peak_rss_growth_kib"}
+
+
+@pytest.mark.filterwarnings("ignore:The httpx module is deprecated")
+def test_loopback_and_peers_run_at_tiny_size() -> None:
+    """The socket workloads run end to end against the served fake, peers included."""
+    import anyio  # noqa: PLC0415
+    from benchmarks import suite  # noqa: PLC0415
+    from benchmarks.__main__ import render  # noqa: PLC0415
+
+    lo = anyio.run(suite.loopback, 40, 10, 1, backend="asyncio")
+    assert lo["rps_ratio"] > 0
+    peers = anyio.run(suite.peers, 20, 10, 2.0, backend="asyncio")
+    assert set(peers) == {"teletracker_async", "authlib", "httpx_auth"}
+    assert peers["teletracker_async"]["reuse_attempts"] == 0
+    assert peers["teletracker_async"]["storm_failed"] == 0
+    results = {
+        "per_request": {"c1": {"ratio": 1.0}, "c100": {"ratio": 1.0}},
+        "expiry_storm": {
+            "coroutines": 1,
+            "refreshes_per_storm": 1,
+            "failed": 0,
+            "ratio": 1.0,
+        },
+        "early_window": {"not_delayed_share": 1.0},
+        "loopback": lo,
+        "memory": {
+            "requests": 1,
+            "refreshes": 1,
+            "growth_sdk_kib": 0.0,
+            "growth_total_kib": 0.0,
+            "peak_rss_growth_kib": 0,
+        },
+        "peers": peers,
+    }
+    table = render(results, "test machine", "cmd")
+    assert "| teletracker_async |" in table
+    assert (
+        "**missed**"
+        not in table.split("Peers")[0].replace(str(round(lo["rps_ratio"], 3)), "")
+        or lo["rps_ratio"] < 0.97
+    )

@@ -1,0 +1,151 @@
+"""Run every benchmark, print a Markdown table, write it (and JSON) to benchmarks/results/.
+
+    uv run python -m benchmarks [--quick]
+
+--quick runs every workload at a small size (a minute, for a sanity check); the
+README quotes a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmarks import suite
+
+RESULTS = Path(__file__).parent / "results"
+
+FULL: dict[str, dict[str, Any]] = {
+    "per_request": {"requests": 5000, "rounds": 5},
+    "expiry_storm": {"coroutines": 10_000, "rounds": 3},
+    "early_window": {"coroutines": 10_000},
+    "loopback": {"requests": 3000, "concurrency": 200, "rounds": 3},
+    "peers": {"coroutines": 1000, "cost_requests": 600, "lifetime": 6.0},
+    "memory": {"requests": 100_000, "refreshes": 100},
+}
+QUICK: dict[str, dict[str, Any]] = {
+    "per_request": {"requests": 500, "rounds": 3},
+    "expiry_storm": {"coroutines": 1000, "rounds": 2},
+    "early_window": {"coroutines": 1000},
+    "loopback": {"requests": 400, "concurrency": 50, "rounds": 2},
+    "peers": {"coroutines": 200, "cost_requests": 100, "lifetime": 6.0},
+    "memory": {"requests": 10_000, "refreshes": 10},
+}
+
+
+def _check(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def render(results: dict[str, Any], machine: str, command: str) -> str:
+    """The Markdown report: one table per workload, targets marked met or missed."""
+    w1, w2, w3 = (
+        results["per_request"],
+        results["expiry_storm"],
+        results["early_window"],
+    )
+    lo, mem, peers = results["loopback"], results["memory"], results["peers"]
+    lines = [
+        f"Machine: {machine}. Reproduce: `{command}`.",
+        "",
+        "| workload | figure | target | |",
+        "|---|---:|---:|---|",
+        f"| 1. per-request cost, 1 coroutine (vs static header) | {w1['c1']['ratio']:.3f} | ≤ 1.02 | {_check(w1['c1']['ratio'] <= 1.02)} |",
+        f"| 1. per-request cost, 100 coroutines | {w1['c100']['ratio']:.3f} | ≤ 1.02 | {_check(w1['c100']['ratio'] <= 1.02)} |",
+        f"| 2. expiry storm, {w2['coroutines']} coroutines: refreshes | {w2['refreshes_per_storm']} | 1 | {_check(w2['refreshes_per_storm'] == 1)} |",
+        f"| 2. expiry storm: failed requests | {w2['failed']} | 0 | {_check(w2['failed'] == 0)} |",
+        f"| 2. expiry storm: wall time vs fresh token | {w2['ratio']:.3f} | ≤ 1.2 | {_check(w2['ratio'] <= 1.2)} |",
+        f"| 2. early window: requests not delayed by the refresh | {w3['not_delayed_share']:.2%} | ≥ 95 % | {_check(w3['not_delayed_share'] >= 0.95)} |",
+        f"| 3. loopback, {lo['concurrency']} coroutines: requests/s vs httpx + static header | {lo['rps_ratio']:.3f} | ≥ 0.97 | {_check(lo['rps_ratio'] >= 0.97)} |",
+        f"| 3. loopback p50 / p99 ms (SDK) | {lo['sdk_p50_ms']:.1f} / {lo['sdk_p99_ms']:.1f} | | |",
+        f"| 3. loopback p50 / p99 ms (httpx) | {lo['httpx_p50_ms']:.1f} / {lo['httpx_p99_ms']:.1f} | | |",
+        f"| 5. memory growth, {mem['requests']} requests, {mem['refreshes']} refreshes (SDK) | {mem['growth_sdk_kib']:.1f} KiB | < 1024 KiB | {_check(mem['growth_sdk_kib'] < 1024)} |",
+        f"| 5. memory growth, everything incl. the fake | {mem['growth_total_kib']:.1f} KiB | | |",
+        f"| 5. peak RSS growth | {mem['peak_rss_growth_kib']} KiB | | |",
+        "",
+        "Peers (4.), each against the fake's OAuth2-shaped `/oauth/token`, same loopback server:",
+        "",
+        "| client | cost vs static header | expiry storm: refreshes / logins / failed | early window: refreshes / stall ms | refresh-token reuse | tokens refreshed twice |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, p in peers.items():
+        lines.append(
+            f"| {name} | {p['cost_ratio']:.3f} | {p['storm_refreshes']} / "
+            f"{p['storm_logins']} / {p['storm_failed']} | "
+            f"{p['early_refreshes']} / {p['early_stall_ms']:.0f} | {p['reuse_attempts']} | "
+            f"{p['premature_refreshes']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+async def _run(sizes: dict[str, dict[str, Any]], progress: Progress) -> dict[str, Any]:
+    workloads: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+        "per_request": suite.per_request,
+        "expiry_storm": suite.expiry_storm,
+        "early_window": suite.early_window,
+        "loopback": suite.loopback,
+        "peers": suite.peers,
+        "memory": suite.memory,
+    }
+    task = progress.add_task("benchmarks", total=len(workloads))
+    results: dict[str, Any] = {}
+    for name, workload in workloads.items():
+        progress.update(task, description=name)
+        results[name] = await workload(**sizes[name])
+        progress.advance(task)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Run the teletracker_async benchmarks."
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, ~1 minute")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"httpx {httpx.__version__}"
+    )
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        results = anyio.run(_run, sizes, progress, backend="asyncio")
+    command = "uv run python -m benchmarks" + (" --quick" if args.quick else "")
+    report = render(results, machine, command)
+    print(report)
+    RESULTS.mkdir(exist_ok=True)
+    stem = "quick" if args.quick else "latest"
+    (RESULTS / f"{stem}.md").write_text(report, encoding="utf-8")
+    (RESULTS / f"{stem}.json").write_text(
+        json.dumps({"machine": machine, "results": results}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    console.print(
+        f"done in {time.perf_counter() - started:.0f} s; "
+        f"written to {RESULTS / stem}.md and .json"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,437 @@
+"""The benchmark workloads. Every figure is a ratio to a floor measured in the same run.
+
+Each workload is a coroutine taking its sizes, so the smoke tests can run it tiny.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import time
+import tracemalloc
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx
+
+from benchmarks.bench_auth import StaticBearer
+from benchmarks.bench_auth import measure as per_request_cost
+from teletracker_async import TeletrackerAuth, TeletrackerClient
+from teletracker_async.testing import FakeClock, FakeTeletracker
+
+USER, PASSWORD = "bench", "bench-pw"
+BASE = "https://api.teletracker.test"
+DAY = {"start_date": "2026-01-01", "end_date": "2026-01-01"}
+
+__all__ = [
+    "early_window",
+    "expiry_storm",
+    "loopback",
+    "memory",
+    "peers",
+    "per_request",
+]
+
+
+@dataclass
+class Batch:
+    """One batch of concurrent requests: wall time, failures, per request the time
+    its task first ran and the Authorization header it went out with, and when each
+    finished, counted from the moment the whole batch was launched.
+
+    Counting from the launch, not from each task's first step, is what shows a
+    client that blocks the event loop: its other tasks cannot even start."""
+
+    seconds: float
+    failed: int
+    seen: list[tuple[float, str]]
+    finished: list[float]
+
+    def median_ms(self) -> float:
+        return statistics.median(self.finished) * 1000 if self.finished else 0.0
+
+
+async def _batch(n: int, job: Callable[[], Awaitable[httpx.Response]]) -> Batch:
+    """Run *job* in *n* tasks at once."""
+    failures = 0
+    seen: list[tuple[float, str]] = []
+    finished: list[float] = []
+    launched = time.perf_counter()
+
+    async def one() -> None:
+        nonlocal failures
+        started = time.perf_counter()
+        try:
+            response = await job()
+        except Exception:
+            failures += 1
+            return
+        finished.append(time.perf_counter() - launched)
+        if response.status_code != 200:
+            failures += 1
+        seen.append((started, response.request.headers.get("authorization", "")))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(one)
+    return Batch(time.perf_counter() - launched, failures, seen, finished)
+
+
+# -- 1. per-request cost -------------------------------------------------------------
+
+
+async def per_request(requests: int = 5000, rounds: int = 5) -> dict[str, Any]:
+    """TeletrackerAuth vs a static header on MockTransport, at 1 and 100 coroutines."""
+    return {f"c{c}": await per_request_cost(requests, rounds, c) for c in (1, 100)}
+
+
+# -- 2. expiry storm and early window -------------------------------------------------
+
+
+async def expiry_storm(coroutines: int = 10_000, rounds: int = 3) -> dict[str, Any]:
+    """*coroutines* requests the moment the token passes its hard deadline."""
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USER: PASSWORD}, clock=clock, records_per_day=0)
+    auth = TeletrackerAuth(USER, PASSWORD, base_url=BASE, clock=clock)
+    fresh: list[float] = []
+    storm: list[float] = []
+    refreshes: list[int] = []
+    failed = 0
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE
+    ) as client:
+
+        def job() -> Awaitable[httpx.Response]:
+            return client.post("/echo", content=b"x")
+
+        await job()
+        for _ in range(rounds):
+            batch = await _batch(coroutines, job)
+            fresh.append(batch.seconds)
+            failed += batch.failed
+            session = auth.session
+            assert session is not None
+            clock.now = session.expires_at - 1  # past the hard deadline (-5 s)
+            before = fake.stats.refreshes
+            batch = await _batch(coroutines, job)
+            storm.append(batch.seconds)
+            failed += batch.failed
+            refreshes.append(fake.stats.refreshes - before)
+    return {
+        "coroutines": coroutines,
+        "refreshes_per_storm": max(refreshes),
+        "failed": failed,
+        "fresh_s": statistics.median(fresh),
+        "storm_s": statistics.median(storm),
+        "ratio": statistics.median(storm) / statistics.median(fresh),
+    }
+
+
+async def early_window(
+    coroutines: int = 10_000, refresh_s: float = 0.05
+) -> dict[str, Any]:
+    """In the early window, with a refresh that takes *refresh_s*: who waited?"""
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USER: PASSWORD}, clock=clock, records_per_day=0)
+    auth = TeletrackerAuth(USER, PASSWORD, base_url=BASE, clock=clock)
+    done: list[float] = []
+
+    async def on_response(response: httpx.Response) -> None:
+        if response.request.url.path == "/auth/refresh":
+            done.append(time.perf_counter())
+
+    async with httpx.AsyncClient(
+        auth=auth,
+        transport=fake.transport(),
+        base_url=BASE,
+        event_hooks={"response": [on_response]},
+    ) as client:
+        await client.post("/echo", content=b"x")
+        session = auth.session
+        assert session is not None
+        old = f"Bearer {session.token}"
+        clock.advance(3600 - 200)
+        fake.delay_next("refresh", refresh_s)
+        batch = await _batch(coroutines, lambda: client.post("/echo", content=b"x"))
+    failed = batch.failed
+    delayed = _delayed(batch.seen, old, done)
+    return {
+        "coroutines": coroutines,
+        "refreshes": fake.stats.refreshes,
+        "failed": failed,
+        "delayed": delayed,
+        "not_delayed_share": 1 - delayed / coroutines,
+    }
+
+
+def _delayed(seen: list[tuple[float, str]], old: str, done: list[float]) -> int:
+    """Requests that started before the refresh ended yet went out with the new token."""
+    if not done:
+        return 0
+    return sum(1 for started, used in seen if used != old and started < done[0])
+
+
+# -- 3. loopback -----------------------------------------------------------------------
+
+
+async def loopback(
+    requests: int = 3000, concurrency: int = 200, rounds: int = 3
+) -> dict[str, Any]:
+    """TeletrackerClient vs the same httpx client with a static header, over TCP."""
+    fake = FakeTeletracker(users={USER: PASSWORD}, records_per_day=2)
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    with fake.serving() as url:
+        async with httpx.AsyncClient(base_url=url) as raw:
+            token = (
+                await raw.post(
+                    "/auth/login", data={"username": USER, "password": PASSWORD}
+                )
+            ).json()["token"]
+        ours: list[dict[str, float]] = []
+        floor: list[dict[str, float]] = []
+        async with (
+            TeletrackerClient(USER, PASSWORD, base_url=url, limits=limits) as client,
+            httpx.AsyncClient(
+                auth=StaticBearer(token), base_url=url, limits=limits
+            ) as plain,
+        ):
+
+            async def via_sdk() -> None:
+                await client.request_json("GET", "/reports/call-data", params=DAY)
+
+            async def via_httpx() -> None:
+                response = await plain.get("/reports/call-data", params=DAY)
+                response.raise_for_status()
+                response.json()
+
+            await _pull(via_sdk, requests // 10, concurrency)  # warm both
+            await _pull(via_httpx, requests // 10, concurrency)
+            for _ in range(rounds):
+                ours.append(await _pull(via_sdk, requests, concurrency))
+                floor.append(await _pull(via_httpx, requests, concurrency))
+    med = {
+        side: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for side, runs in (("sdk", ours), ("httpx", floor))
+    }
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        **{f"{side}_{k}": v for side, m in med.items() for k, v in m.items()},
+        "rps_ratio": med["sdk"]["rps"] / med["httpx"]["rps"],
+    }
+
+
+async def _pull(
+    call: Callable[[], Awaitable[None]], requests: int, concurrency: int
+) -> dict[str, float]:
+    latencies: list[float] = []
+    per, extra = divmod(requests, concurrency)
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            started = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for index in range(concurrency):
+            tg.start_soon(worker, per + (index < extra))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+# -- 4. peers -------------------------------------------------------------------------
+
+
+async def peers(
+    coroutines: int = 1000, cost_requests: int = 600, lifetime: float = 6.0
+) -> dict[str, Any]:
+    """Ours, authlib's AsyncOAuth2Client and httpx-auth, on the fake's /oauth/token."""
+    return {
+        name: await _peer(name, coroutines, cost_requests, lifetime)
+        for name in ("teletracker_async", "authlib", "httpx_auth")
+    }
+
+
+async def _peer(
+    name: str, coroutines: int, cost_requests: int, lifetime: float
+) -> dict[str, Any]:
+    fake = FakeTeletracker(users={USER: PASSWORD}, token_lifetime=lifetime)
+    margin = lifetime / 2
+    result: dict[str, Any] = {}
+    with fake.serving() as url:
+        async with _peer_client(name, url, margin) as (client, token_of):
+
+            def job() -> Awaitable[httpx.Response]:
+                return client.get("/reports/call-data", params=DAY)
+
+            await job()  # logs in
+            result["cost_ratio"] = await _peer_cost(
+                client, url, token_of(), cost_requests
+            )
+            # Expiry storm: everyone arrives once the token has expired.
+            await anyio.sleep(max(0.0, _remaining(fake) + 0.05))
+            before = (fake.stats.refreshes, fake.stats.logins)
+            storm = await _batch(coroutines, job)
+            result["storm_refreshes"] = fake.stats.refreshes - before[0]
+            result["storm_logins"] = fake.stats.logins - before[1]
+            result["storm_failed"] = storm.failed
+            # Early window: a control batch on a fresh token, then the same batch
+            # past half the lifetime with a refresh that takes 0.5 s. The stall is
+            # what the refresh added to the median request (not to the refresher).
+            control = await _batch(coroutines, job)
+            # Start a third of the way into our early window: authlib, whose
+            # expiry is in whole seconds, has decided to refresh by then as well.
+            await anyio.sleep(max(0.0, _remaining(fake) - 0.65 * margin))
+            fake.delay_next("refresh", 0.5)
+            before = fake.stats.refreshes
+            early = await _batch(coroutines, job)
+            result["early_refreshes"] = fake.stats.refreshes - before
+            result["early_failed"] = control.failed + early.failed
+            result["early_stall_ms"] = early.median_ms() - control.median_ms()
+    result["reuse_attempts"] = fake.stats.reuse_attempts
+    result["premature_refreshes"] = fake.stats.premature_refreshes
+    return result
+
+
+def _remaining(fake: FakeTeletracker) -> float:
+    """Seconds until the newest token the fake issued expires."""
+    newest = max(b.expires for b in fake._by_token.values())  # noqa: SLF001
+    return newest - fake.clock()
+
+
+class _peer_client:  # noqa: N801 - used as a context manager factory
+    """Builds each peer's client; yields (client, current token getter)."""
+
+    def __init__(self, name: str, url: str, margin: float) -> None:
+        self.name, self.url, self.margin = name, url, margin
+        self._close: list[Callable[[], Awaitable[None]]] = []
+
+    async def __aenter__(self) -> tuple[Any, Callable[[], str]]:
+        if self.name == "teletracker_async":
+            auth = TeletrackerAuth(
+                USER, PASSWORD, base_url=self.url, refresh_margin=self.margin
+            )
+            client = httpx.AsyncClient(auth=auth, base_url=self.url)
+            self._close.append(client.aclose)
+
+            def token() -> str:
+                return auth.session.token if auth.session else ""
+
+            return client, token
+        if self.name == "authlib":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # it warns that httpx is deprecated
+                from authlib.integrations.httpx_client import (  # noqa: PLC0415
+                    AsyncOAuth2Client,
+                )
+            oauth = AsyncOAuth2Client(
+                token_endpoint=f"{self.url}/oauth/token",
+                # authlib keeps expires_at in whole seconds, so it may act up to 1 s
+                # early: a leeway 1 s short keeps it from refreshing before half-life.
+                leeway=max(0, int(self.margin) - 1),
+                base_url=self.url,
+            )
+            self._close.append(oauth.aclose)
+            await oauth.fetch_token(username=USER, password=PASSWORD)
+            return oauth, lambda: str(oauth.token["access_token"])
+        import httpx_auth  # noqa: PLC0415
+
+        httpx_auth.OAuth2.token_cache.clear()
+        sync = httpx.Client()
+        auth_ = httpx_auth.OAuth2ResourceOwnerPasswordCredentials(
+            f"{self.url}/oauth/token",
+            USER,
+            PASSWORD,
+            early_expiry=self.margin,
+            client=sync,
+        )
+        client = httpx.AsyncClient(auth=auth_, base_url=self.url)
+        self._close.append(client.aclose)
+
+        async def close_sync() -> None:
+            await anyio.to_thread.run_sync(sync.close)
+
+        self._close.append(close_sync)
+
+        def current() -> str:
+            tokens = httpx_auth.OAuth2.token_cache.tokens
+            return str(next(iter(tokens.values()))[0]) if tokens else ""
+
+        return client, current
+
+    async def __aexit__(self, *exc: object) -> None:
+        for close in self._close:
+            await close()
+
+
+async def _peer_cost(client: Any, url: str, token: str, requests: int) -> float:
+    """Valid-session cost over loopback: the peer's rps over a static header's."""
+    async with httpx.AsyncClient(auth=StaticBearer(token), base_url=url) as plain:
+
+        async def via_peer() -> None:
+            (await client.get("/reports/call-data", params=DAY)).raise_for_status()
+
+        async def via_plain() -> None:
+            (await plain.get("/reports/call-data", params=DAY)).raise_for_status()
+
+        ratios = []
+        for _ in range(3):
+            peer = await _pull(via_peer, requests, 10)
+            floor = await _pull(via_plain, requests, 10)
+            ratios.append(floor["rps"] / peer["rps"])
+    return statistics.median(ratios)
+
+
+# -- 5. memory --------------------------------------------------------------------------
+
+
+async def memory(requests: int = 100_000, refreshes: int = 100) -> dict[str, Any]:
+    """Growth over *requests* requests with *refreshes* refreshes (tracemalloc, RSS)."""
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USER: PASSWORD}, clock=clock, records_per_day=0)
+    auth = TeletrackerAuth(USER, PASSWORD, base_url=BASE, clock=clock)
+    every = max(1, requests // refreshes)
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE
+    ) as client:
+        for _ in range(2000):  # warm caches, pools and the first session
+            await client.post("/echo", content=b"x")
+        gc.collect()
+        tracemalloc.start()
+        start = tracemalloc.take_snapshot()
+        rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for i in range(requests):
+            if i % every == every - 1:
+                clock.advance(3600)
+            await client.post("/echo", content=b"x")
+        gc.collect()
+        end = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+    rss_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    diff = end.compare_to(start, "filename")
+    total = sum(d.size_diff for d in diff)
+    sdk = sum(
+        d.size_diff
+        for d in diff
+        if "teletracker_async" in str(d.traceback)
+        and "testing.py" not in str(d.traceback)
+    )
+    return {
+        "requests": requests,
+        "refreshes": fake.stats.refreshes,
+        "growth_total_kib": total / 1024,
+        "growth_sdk_kib": sdk / 1024,
+        "peak_rss_growth_kib": rss_end - rss_start,
+    }
