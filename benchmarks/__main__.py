@@ -32,7 +32,7 @@ FULL: dict[str, dict[str, Any]] = {
     "expiry_storm": {"coroutines": 10_000, "rounds": 3},
     "early_window": {"coroutines": 10_000},
     "loopback": {"requests": 3000, "concurrency": 200, "rounds": 3},
-    "peers": {"coroutines": 1000, "cost_requests": 600, "lifetime": 6.0},
+    "peers": {"coroutines": 1000, "cost_requests": 300, "lifetime": 6.0},
     "memory": {"requests": 100_000, "refreshes": 100},
 }
 QUICK: dict[str, dict[str, Any]] = {

@@ -271,15 +271,13 @@ async def _peer(
     margin = lifetime / 2
     result: dict[str, Any] = {}
     with fake.serving() as url:
-        async with _peer_client(name, url, margin) as (client, token_of):
+        async with _peer_client(name, url, margin) as client:
 
             def job() -> Awaitable[httpx.Response]:
                 return client.get("/reports/call-data", params=DAY)
 
             await job()  # logs in
-            result["cost_ratio"] = await _peer_cost(
-                client, url, token_of(), cost_requests
-            )
+            result["cost_ratio"] = await _peer_cost(client, url, cost_requests)
             # Expiry storm: everyone arrives once the token has expired.
             await anyio.sleep(max(0.0, _remaining(fake) + 0.05))
             before = (fake.stats.refreshes, fake.stats.logins)
@@ -312,24 +310,20 @@ def _remaining(fake: FakeTeletracker) -> float:
 
 
 class _peer_client:  # noqa: N801 - used as a context manager factory
-    """Builds each peer's client; yields (client, current token getter)."""
+    """Builds each peer's async client, logged in or ready to log in."""
 
     def __init__(self, name: str, url: str, margin: float) -> None:
         self.name, self.url, self.margin = name, url, margin
         self._close: list[Callable[[], Awaitable[None]]] = []
 
-    async def __aenter__(self) -> tuple[Any, Callable[[], str]]:
+    async def __aenter__(self) -> Any:
         if self.name == "teletracker_async":
             auth = TeletrackerAuth(
                 USER, PASSWORD, base_url=self.url, refresh_margin=self.margin
             )
             client = httpx.AsyncClient(auth=auth, base_url=self.url)
             self._close.append(client.aclose)
-
-            def token() -> str:
-                return auth.session.token if auth.session else ""
-
-            return client, token
+            return client
         if self.name == "authlib":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # it warns that httpx is deprecated
@@ -345,7 +339,7 @@ class _peer_client:  # noqa: N801 - used as a context manager factory
             )
             self._close.append(oauth.aclose)
             await oauth.fetch_token(username=USER, password=PASSWORD)
-            return oauth, lambda: str(oauth.token["access_token"])
+            return oauth
         import httpx_auth  # noqa: PLC0415
 
         httpx_auth.OAuth2.token_cache.clear()
@@ -364,30 +358,34 @@ class _peer_client:  # noqa: N801 - used as a context manager factory
             await anyio.to_thread.run_sync(sync.close)
 
         self._close.append(close_sync)
-
-        def current() -> str:
-            tokens = httpx_auth.OAuth2.token_cache.tokens
-            return str(next(iter(tokens.values()))[0]) if tokens else ""
-
-        return client, current
+        return client
 
     async def __aexit__(self, *exc: object) -> None:
         for close in self._close:
             await close()
 
 
-async def _peer_cost(client: Any, url: str, token: str, requests: int) -> float:
-    """Valid-session cost over loopback: the peer's rps over a static header's."""
-    async with httpx.AsyncClient(auth=StaticBearer(token), base_url=url) as plain:
+async def _peer_cost(client: Any, url: str, requests: int) -> float:
+    """Valid-session cost over loopback: the peer's time per request over a static
+    header's (a fresh token per round, so that the floor never meets expiry)."""
+    async with httpx.AsyncClient(base_url=url) as plain:
 
         async def via_peer() -> None:
             (await client.get("/reports/call-data", params=DAY)).raise_for_status()
 
-        async def via_plain() -> None:
-            (await plain.get("/reports/call-data", params=DAY)).raise_for_status()
-
         ratios = []
         for _ in range(3):
+            login = await plain.post(
+                "/auth/login", data={"username": USER, "password": PASSWORD}
+            )
+            header = {"authorization": f"Bearer {login.json()['token']}"}
+
+            async def via_plain(header: dict[str, str] = header) -> None:
+                response = await plain.get(
+                    "/reports/call-data", params=DAY, headers=header
+                )
+                response.raise_for_status()
+
             peer = await _pull(via_peer, requests, 10)
             floor = await _pull(via_plain, requests, 10)
             ratios.append(floor["rps"] / peer["rps"])
