@@ -111,13 +111,40 @@ def check_base_url(value: object) -> str:
     return value.rstrip("/")
 
 
+class _Credentials:
+    """Username, password (kept as a secret) and account, checked once, shown safely.
+
+    Shared by every auth scheme, so that secret handling lives in one place.
+    """
+
+    def _set_credentials(
+        self, username: object, password: object, account_id: object
+    ) -> None:
+        self._username = check_credential("username", username)
+        self._password = _Secret(check_credential("password", password))
+        self._account_id = check_account_id(account_id)
+
+    @property
+    def username(self) -> str:
+        """The user name the requests are made for."""
+        return self._username
+
+    @property
+    def account_id(self) -> int | None:
+        """The account requests work in, or None."""
+        return self._account_id
+
+    def _login_form(self) -> dict[str, str]:
+        return {"username": self._username, "password": self._password.get()}
+
+
 def _is_replayable(request: httpx.Request) -> bool:
     # Bodies built from bytes, str, form data or JSON (and streams already read
     # into memory) are ByteStreams; generators and open files are not.
     return isinstance(request.stream, httpx.ByteStream)
 
 
-class TeletrackerAuth(httpx.Auth):
+class TeletrackerAuth(_Credentials, httpx.Auth):
     """An ``httpx.Auth`` that keeps one Teletracker bearer session for all coroutines.
 
     Use one instance per set of credentials, shared by every request of an
@@ -152,9 +179,7 @@ class TeletrackerAuth(httpx.Auth):
         refresh_margin: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._username = check_credential("username", username)
-        self._password = _Secret(check_credential("password", password))
-        self._account_id = check_account_id(account_id)
+        self._set_credentials(username, password, account_id)
         self._base_url = check_base_url(base_url)
         if isinstance(refresh_margin, bool) or not isinstance(
             refresh_margin, (int, float)
@@ -182,16 +207,6 @@ class TeletrackerAuth(httpx.Auth):
             f"TeletrackerAuth(username={self._username!r}, "
             f"account_id={self._account_id!r}, base_url={self._base_url!r})"
         )
-
-    @property
-    def username(self) -> str:
-        """The user name the sessions are opened for."""
-        return self._username
-
-    @property
-    def account_id(self) -> int | None:
-        """The account new sessions are opened for, or None."""
-        return self._account_id
 
     @property
     def base_url(self) -> str:
@@ -375,9 +390,6 @@ class TeletrackerAuth(httpx.Auth):
         else:
             request = self._login_request(account)
         return _Exchange(lock, kind, request, forced, account)
-
-    def _login_form(self) -> dict[str, str]:
-        return {"username": self._username, "password": self._password.get()}
 
     def _login_request(self, account_id: int | None) -> httpx.Request:
         form = self._login_form()

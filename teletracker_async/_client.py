@@ -98,6 +98,19 @@ def _date_range(start: object, end: object) -> tuple[date, date]:
     return first, last
 
 
+def _no_answer(method: str, path: str, exc: httpx.TransportError) -> APIConnectionError:
+    """The SDK's error for a transport failure; timeouts are APITimeoutError."""
+    kind = (
+        APITimeoutError
+        if isinstance(exc, httpx.TimeoutException)
+        else APIConnectionError
+    )
+    return kind(
+        f"{method} {path}: no answer from Teletracker "
+        f"({type(exc).__name__}: {str(exc) or 'no detail'})"
+    )
+
+
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
@@ -278,15 +291,7 @@ class TeletrackerClient:
                 )
                 wait = self._wait(attempt, None) if retryable else None
                 if wait is None:
-                    kind = (
-                        APITimeoutError
-                        if isinstance(exc, httpx.TimeoutException)
-                        else APIConnectionError
-                    )
-                    raise kind(
-                        f"{method} {path}: no answer from Teletracker "
-                        f"({type(exc).__name__}: {str(exc) or 'no detail'})"
-                    ) from exc
+                    raise _no_answer(method, path, exc) from exc
                 reason = type(exc).__name__
             except (ServerError, RateLimitError) as exc:
                 # Raised by the auth flow: a login/refresh failed, so the request
@@ -507,15 +512,7 @@ class TeletrackerClient:
         try:
             return await self._http.send(request, auth=None, stream=True)
         except httpx.TransportError as exc:
-            kind = (
-                APITimeoutError
-                if isinstance(exc, httpx.TimeoutException)
-                else APIConnectionError
-            )
-            raise kind(
-                f"{request.method} {request.url.path}: no answer from Teletracker "
-                f"({type(exc).__name__})"
-            ) from exc
+            raise _no_answer(request.method, request.url.path, exc) from exc
 
     async def session(self) -> AuthSession:
         """A valid session now: logs in or refreshes as needed.

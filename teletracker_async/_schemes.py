@@ -7,20 +7,18 @@ from collections.abc import Generator
 
 import httpx
 
-from teletracker_async._auth import _Secret, check_account_id, check_credential
+from teletracker_async._auth import _Credentials, _Secret, check_account_id
 
 __all__ = ["IntegratorAuth", "TeletrackerBasicAuth"]
 
 
-class _HeaderAuth(httpx.Auth):
+class _HeaderAuth(_Credentials, httpx.Auth):
     """Sets one precomputed header and an ``account_id`` query parameter."""
 
     _scheme = ""
 
     def __init__(self, username: str, password: str, account_id: int | None) -> None:
-        self._username = check_credential("username", username)
-        self._password = _Secret(check_credential("password", password))
-        self._account_id = check_account_id(account_id)
+        self._set_credentials(username, password, account_id)
         pair = f"{self._username}:{self._password.get()}".encode()
         self._header = _Secret(f"{self._scheme} {base64.b64encode(pair).decode()}")
 
@@ -29,16 +27,6 @@ class _HeaderAuth(httpx.Auth):
             f"{type(self).__name__}(username={self._username!r}, "
             f"account_id={self._account_id!r})"
         )
-
-    @property
-    def username(self) -> str:
-        """The user name sent on every request."""
-        return self._username
-
-    @property
-    def account_id(self) -> int | None:
-        """The account added to every request, or None."""
-        return self._account_id
 
     def auth_flow(
         self, request: httpx.Request
@@ -50,9 +38,6 @@ class _HeaderAuth(httpx.Auth):
                 "account_id", str(self._account_id)
             )
         yield request
-
-    def _login_form(self) -> dict[str, str]:
-        return {"username": self._username, "password": self._password.get()}
 
 
 class TeletrackerBasicAuth(_HeaderAuth):

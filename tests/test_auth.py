@@ -52,6 +52,21 @@ async def gather(
     return results
 
 
+async def cancel_one_of_many(env: Env, gate: FakeGate, others: int) -> list[object]:
+    """Start one request that reaches *gate*, then *others*; cancel the first one
+    once everybody is blocked. Returns the others' results."""
+    results: list[object] = []
+    scopes: list[anyio.CancelScope] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_run_in_scope, scopes, env)
+        await gate.arrived.wait()
+        for _ in range(others):
+            tg.start_soon(_collect, results, env)
+        await anyio.wait_all_tasks_blocked()
+        scopes[0].cancel()
+    return results
+
+
 def statuses(results: list[object]) -> set[object]:
     return {
         r.status_code if isinstance(r, httpx.Response) else type(r) for r in results
@@ -197,16 +212,7 @@ async def test_cancel_the_early_refresher(env: Env) -> None:
     """Cancelling the request that refreshes early leaves the others untouched."""
     await env.call_data()
     env.clock.advance(3600 - 200)
-    gate = env.fake.pause_next("refresh")
-    results: list[object] = []
-    scopes: list[anyio.CancelScope] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_run_in_scope, scopes, env)
-        await gate.arrived.wait()
-        for _ in range(200):
-            tg.start_soon(_collect, results, env)
-        await anyio.wait_all_tasks_blocked()
-        scopes[0].cancel()
+    results = await cancel_one_of_many(env, env.fake.pause_next("refresh"), 200)
     assert statuses(results) == {200}
     assert lock_is_free(env.auth)
     env.clock.advance(200)
@@ -505,16 +511,7 @@ async def _collect(results: list[object], env: Env) -> None:
 
 async def test_cancel_the_login_only(env: Env) -> None:
     """Only the logging-in coroutine is cancelled: the waiters carry on by themselves."""
-    gate = env.fake.pause_next("login")
-    results: list[object] = []
-    scopes: list[anyio.CancelScope] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_run_in_scope, scopes, env)
-        await gate.arrived.wait()
-        for _ in range(200):
-            tg.start_soon(_collect, results, env)
-        await anyio.wait_all_tasks_blocked()
-        scopes[0].cancel()
+    results = await cancel_one_of_many(env, env.fake.pause_next("login"), 200)
     assert statuses(results) == {200}
     assert len(results) == 200
     assert env.fake.stats.logins == 1
