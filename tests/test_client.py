@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
@@ -344,7 +345,7 @@ async def test_post_retries_when_the_caller_opts_in(
     fake.drop_next("data")
     fake.fail_next("data", 504)
     body = await client.request_json("POST", "/echo", json={"n": 1}, idempotent=True)
-    assert body["data"] == '{"n":1}'
+    assert json.loads(body["data"]) == {"n": 1}
     assert len(sleeps.calls) == 2
 
 
