@@ -162,6 +162,20 @@ def test_call_data_csv_to_a_file(
     assert rows[0]["_extra"] == ""
 
 
+def test_call_data_progress_only_on_a_terminal(
+    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With stderr a terminal a progress line is drawn there; stdout stays records."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(
+        capsys, "call-data", "--start", "2026-02-01", "--end", "2026-02-03"
+    )
+    assert code == 0
+    assert len(out.splitlines()) == 6
+    assert all(line.startswith("{") for line in out.splitlines())
+    assert "6 call records" in err
+
+
 def test_csv_keeps_keys_that_appear_later() -> None:
     """A key the first record lacked lands in _extra as JSON, not in the bin."""
     stream = io.StringIO()
