@@ -539,8 +539,8 @@ async def test_cancel_during_the_users_request(env: Env) -> None:
     assert (await env.call_data()).status_code == 200
 
 
-async def test_cancel_while_reading_the_login_answer(env: Env) -> None:
-    """A cancel that lands while the login answer is read leaves things consistent."""
+async def test_cancel_during_a_slow_login(env: Env) -> None:
+    """A timeout that lands while the login is in flight leaves things consistent."""
     env.fake.delay_next("login", 0.05)
     with anyio.move_on_after(0.01):
         await env.call_data()
