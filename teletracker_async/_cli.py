@@ -151,14 +151,22 @@ def _serve(args: argparse.Namespace) -> int:
 class DemoResult:
     """What the demo measured, with the fake's own counters."""
 
-    ok: int
-    failed: int
     errors: Counter[str]
-    latencies: list[float]
+    latencies: list[float]  # one per request that succeeded
     elapsed: float
     stats: FakeStats
     lifetime: float
     concurrency: int
+
+    @property
+    def ok(self) -> int:
+        """Requests that succeeded."""
+        return len(self.latencies)
+
+    @property
+    def failed(self) -> int:
+        """Requests that raised."""
+        return sum(self.errors.values())
 
     def percentile(self, fraction: float) -> float:
         """The latency at *fraction* (0..1) in milliseconds, 0 when nothing ran."""
@@ -211,13 +219,13 @@ async def _pull(
             for index in range(args.concurrency):
                 tg.start_soon(worker, index, per_worker + (index < extra))
         elapsed = time.perf_counter() - started
+        # The server's own counters: what it saw, not what the client believes.
+        served = await client.request_json("GET", "/_fake/stats")
     return DemoResult(
-        ok=len(latencies),
-        failed=sum(errors.values()),
         errors=errors,
         latencies=latencies,
         elapsed=elapsed,
-        stats=FakeStats(),
+        stats=FakeStats(**served["data"]),
         lifetime=args.lifetime,
         concurrency=args.concurrency,
     )
@@ -283,8 +291,6 @@ def _demo(args: argparse.Namespace) -> int:
     ):
         task = progress.add_task("pull", total=args.requests)
         result = anyio.run(_pull, url, args, progress, task, backend="asyncio")
-        stats = httpx.get(f"{url}/_fake/stats", timeout=10).json()["data"]
-    result.stats = FakeStats(**stats)
     return _report(result, args.connections, out)
 
 

@@ -543,12 +543,7 @@ class FakeTeletracker:
         work: Callable[[FakeRequest], FakeResponse],
     ) -> FakeResponse:
         fault = self._faults[endpoint].popleft() if self._faults[endpoint] else None
-        counter = {"login": "logins", "refresh": "refreshes"}.get(endpoint)
-        if counter:
-            current = getattr(self.stats, f"concurrent_{counter}") + 1
-            setattr(self.stats, f"concurrent_{counter}", current)
-            peak = f"max_concurrent_{counter}"
-            setattr(self.stats, peak, max(getattr(self.stats, peak), current))
+        self._in_flight(endpoint, +1)
         try:
             if fault is not None:
                 self.stats.injected_faults += 1
@@ -569,9 +564,21 @@ class FakeTeletracker:
                 await fault.gate._hold()  # noqa: SLF001
             return response
         finally:
-            if counter:
-                name = f"concurrent_{counter}"
-                setattr(self.stats, name, getattr(self.stats, name) - 1)
+            self._in_flight(endpoint, -1)
+
+    def _in_flight(self, endpoint: str, change: int) -> None:
+        """Track logins and refreshes being handled now, and their peaks."""
+        stats = self.stats
+        if endpoint == "login":
+            stats.concurrent_logins += change
+            stats.max_concurrent_logins = max(
+                stats.max_concurrent_logins, stats.concurrent_logins
+            )
+        elif endpoint == "refresh":
+            stats.concurrent_refreshes += change
+            stats.max_concurrent_refreshes = max(
+                stats.max_concurrent_refreshes, stats.concurrent_refreshes
+            )
 
     # -- endpoints --------------------------------------------------------------------
 

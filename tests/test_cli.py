@@ -451,8 +451,6 @@ def _rows(table: str) -> Iterator[tuple[str, str]]:
 def test_demo_verdict_names_each_problem() -> None:
     """The demo fails on failed requests, double refreshes and reuse, and says so."""
     result = DemoResult(
-        ok=10,
-        failed=2,
         errors=Counter({"ServerError": 2}),
         latencies=[0.001 * i for i in range(1, 101)],
         elapsed=1.0,
