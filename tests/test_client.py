@@ -505,8 +505,10 @@ async def test_iter_call_data_surfaces_the_first_error_and_cancels(
     assert gate.waiting == 0  # ...and were cancelled: nothing left behind
 
 
-async def test_iter_call_data_can_be_abandoned(client: TeletrackerClient) -> None:
-    """Breaking out early leaves no request running."""
+async def test_iter_call_data_can_be_abandoned(
+    client: TeletrackerClient, fake: FakeTeletracker
+) -> None:
+    """Breaking out early leaves no request running and fetches no further batch."""
     records = client.iter_call_data("2026-01-01", "2026-12-31", concurrency=8)
     count = 0
     async for _ in records:
@@ -515,6 +517,7 @@ async def test_iter_call_data_can_be_abandoned(client: TeletrackerClient) -> Non
             break
     await records.aclose()  # type: ignore[attr-defined]
     assert count == 3
+    assert fake.stats.data_requests == 8  # the first batch only, of 365 days
 
 
 @pytest.mark.parametrize(
