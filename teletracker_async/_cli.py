@@ -31,8 +31,9 @@ import anyio
 import attrs
 import httpx
 
-from teletracker_async._auth import DEFAULT_BASE_URL, TeletrackerAuth
+from teletracker_async._auth import TeletrackerAuth
 from teletracker_async._client import TeletrackerClient
+from teletracker_async._config import DEFAULT_BASE_URL
 from teletracker_async._exceptions import TeletrackerError
 from teletracker_async.testing import (
     FakeStats,

@@ -11,14 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
-from httpx._client import UseClientDefault
 
-from teletracker_async._auth import (
+from teletracker_async._auth import TeletrackerAuth
+from teletracker_async._config import (
+    BACKOFF_BASE,
     DEFAULT_BASE_URL,
-    TeletrackerAuth,
-    _Switch,
-    check_account_id,
-    check_base_url,
+    DEFAULT_LIMITS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    IDEMPOTENT_METHODS,
+    MAX_BACKOFF,
+    MAX_RETRY_AFTER,
+    RETRY_STATUSES,
 )
 from teletracker_async._converter import (
     CallDataAnswer,
@@ -26,13 +30,20 @@ from teletracker_async._converter import (
     decode_json,
     structure,
 )
+from teletracker_async._credentials import (
+    check_account_id,
+    check_base_url,
+    check_positive_int,
+)
 from teletracker_async._exceptions import (
     APIConnectionError,
     APIError,
     APITimeoutError,
     RateLimitError,
+    ResponseFormatError,
     ServerError,
     TeletrackerError,
+    detached,
 )
 from teletracker_async._models import AuthSession
 from teletracker_async._responses import (
@@ -48,23 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "TeletrackerClient"]
 
 logger = logging.getLogger("teletracker_async")
-
-#: Connect fast or fail; give reports a minute; never fail a coroutine merely because
-#: it queued behind thousands of others for a pooled connection.
-DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=None)
-#: One host, many coroutines: a bounded pool queues them instead of opening
-#: thousands of sockets (which the server would meet with 429s).
-DEFAULT_LIMITS = httpx.Limits(
-    max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0
-)
-
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-#: Full-jitter exponential backoff: uniform(0, min(MAX_BACKOFF, BASE * 2**attempt)).
-BACKOFF_BASE = 0.5
-MAX_BACKOFF = 8.0
-#: A Retry-After longer than this is not slept through: the error is raised with it.
-MAX_RETRY_AFTER = 60.0
 
 #: Transport failures where the request provably never left: safe to retry any method.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -99,7 +93,11 @@ def _date_range(start: object, end: object) -> tuple[date, date]:
 
 
 def _no_answer(method: str, path: str, exc: httpx.TransportError) -> APIConnectionError:
-    """The SDK's error for a transport failure; timeouts are APITimeoutError."""
+    """The SDK's error for a transport failure; timeouts are APITimeoutError.
+
+    Raise it ``from`` the transport error, detached first when that error came
+    from a login or refresh: the HTTP stack's frames hold the form it was sending.
+    """
     kind = (
         APITimeoutError
         if isinstance(exc, httpx.TimeoutException)
@@ -111,12 +109,30 @@ def _no_answer(method: str, path: str, exc: httpx.TransportError) -> APIConnecti
     )
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
+def _failed_request(exc: httpx.RequestError) -> httpx.Request | None:
+    try:
+        return exc.request
+    except RuntimeError:  # raised without a request (a custom transport)
+        return None
+
+
+def _check_options(max_retries: object, limits: object, sleep: object) -> None:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise TypeError("max_retries must be an int")
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+    if not callable(sleep):
+        raise TypeError(
+            f"sleep must be a coroutine function like anyio.sleep, "
+            f"not {type(sleep).__name__}"
+        )
+    if not isinstance(limits, httpx.Limits):
+        raise TypeError(f"limits must be an httpx.Limits, not {type(limits).__name__}")
+    if limits.max_connections is not None and limits.max_connections < 1:
+        raise ValueError(
+            "limits.max_connections must be at least 1 (or None for no limit), "
+            f"got {limits.max_connections}"
+        )
 
 
 class TeletrackerClient:
@@ -155,7 +171,7 @@ class TeletrackerClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
-        max_retries: int = 2,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         **httpx_options: Any,
     ) -> None:
@@ -181,17 +197,13 @@ class TeletrackerClient:
                 "auth must be a TeletrackerAuth, TeletrackerBasicAuth or "
                 f"IntegratorAuth, not {type(auth).__name__}"
             )
-        if isinstance(auth, TeletrackerAuth):
-            if base_url is not None and check_base_url(base_url) != auth.base_url:
-                raise ValueError(
-                    f"base_url {base_url!r} differs from the auth's {auth.base_url!r}"
-                )
-            base_url = auth.base_url
-        base_url = check_base_url(base_url or DEFAULT_BASE_URL)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int):
-            raise TypeError("max_retries must be an int")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if base_url is not None and check_base_url(base_url) != auth.base_url:
+            raise ValueError(
+                f"base_url {base_url!r} differs from the auth's {auth.base_url!r}: "
+                "the auth sends credentials to its own base_url only"
+            )
+        base_url = auth.base_url
+        _check_options(max_retries, limits, sleep)
         self._auth: AnyAuth = auth
         self._max_retries = max_retries
         self._sleep = sleep
@@ -254,45 +266,48 @@ class TeletrackerClient:
         return self._rng.uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**attempt))
 
     async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        auth: httpx.Auth | UseClientDefault | None,
-        **kwargs: Any,
+        self, request: httpx.Request, *, authenticate: bool
     ) -> httpx.Response:
+        auth = self._auth if authenticate else None
         if self._slots is None:
-            return await self._http.request(method, path, auth=auth, **kwargs)
+            return await self._http.send(request, auth=auth)
         async with self._slots:
-            return await self._http.request(method, path, auth=auth, **kwargs)
+            return await self._http.send(request, auth=auth)
 
     async def _send(
         self,
-        method: str,
-        path: str,
+        request: httpx.Request,
         *,
-        params: Mapping[str, Any] | None,
-        data: Mapping[str, Any] | None,
-        json: Any,
         idempotent: bool | None,
-        auth: httpx.Auth | UseClientDefault | None = httpx.USE_CLIENT_DEFAULT,
+        authenticate: bool = True,
     ) -> httpx.Response:
         """Send with retries; return the last answer, or raise a transport error."""
+        method = request.method
         may_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempt = 0
         while True:
             try:
-                response = await self._request(
-                    method, path, params=params, data=data, json=json, auth=auth
-                )
+                response = await self._request(request, authenticate=authenticate)
             except httpx.TransportError as exc:
-                retryable = isinstance(exc, _NOT_SENT) or (
-                    may_repeat and isinstance(exc, _RETRYABLE)
+                failed = _failed_request(exc)
+                in_front = failed is not None and failed is not request
+                retryable = (
+                    in_front
+                    or isinstance(exc, _NOT_SENT)
+                    or (may_repeat and isinstance(exc, _RETRYABLE))
                 )
                 wait = self._wait(attempt, None) if retryable else None
                 if wait is None:
-                    raise _no_answer(method, path, exc) from exc
+                    # The login/refresh in front holds the password or a refresh
+                    # token in the frames of the HTTP stack: keep none of them.
+                    cause = detached(exc) if in_front else exc
+                    raise _no_answer(method, request.url.path, exc) from cause
                 reason = type(exc).__name__
+            except httpx.DecodingError as exc:
+                raise ResponseFormatError(
+                    f"The answer to {method} {request.url.path} could not be decoded "
+                    f"({exc}).",
+                ) from exc
             except (ServerError, RateLimitError) as exc:
                 # Raised by the auth flow: a login/refresh failed, so the request
                 # itself was never processed and any method may be retried.
@@ -320,7 +335,7 @@ class TeletrackerClient:
                 attempt,
                 self._max_retries,
                 method,
-                path,
+                request.url.path,
                 wait,
                 reason,
             )
@@ -357,9 +372,10 @@ class TeletrackerClient:
             APIConnectionError: No answer (``APITimeoutError`` for timeouts).
         """
         method = method.upper()
-        response = await self._send(
-            method, path, params=params, data=data, json=json, idempotent=idempotent
+        request = self._http.build_request(
+            method, path, params=params, data=data, json=json
         )
+        response = await self._send(request, idempotent=idempotent)
         return self._read(method, path, response)
 
     def _read(
@@ -368,29 +384,54 @@ class TeletrackerClient:
         path: str,
         response: httpx.Response,
         *,
-        secrets: tuple[str, ...] = (),
+        auth_endpoint: bool = False,
     ) -> Any:
+        """The body of a successful answer, or raise the error it stands for.
+
+        Errors are built by :meth:`_refusal`, which redacts them: this frame, which
+        raises, never holds an unredacted body.
+        """
         what = f"{method} {path}"
         status = response.status_code
-        if not response.is_success:
-            raise error_for_status(
-                status,
-                decode_error_body(response.content),
-                response.headers,
-                what=what,
-                auth_endpoint=bool(secrets),
-                secrets=secrets,
-            )
-        body = decode_json(
-            response.content, what=f"answer to {what}", status_code=status
+        if response.is_success:
+            try:
+                body = decode_json(
+                    response.content, what=f"answer to {what}", status_code=status
+                )
+                envelope = structure(
+                    body, Envelope, what=f"answer to {what}", status_code=status
+                )
+            except ResponseFormatError as exc:
+                error: TeletrackerError = detached(exc)
+            else:
+                if envelope.success:
+                    return body
+                error = self._refusal(response, what, auth_endpoint, by_status=False)
+        else:
+            error = self._refusal(response, what, auth_endpoint, by_status=True)
+        raise error
+
+    def _refusal(
+        self,
+        response: httpx.Response,
+        what: str,
+        auth_endpoint: bool,
+        *,
+        by_status: bool,
+    ) -> APIError:
+        status = response.status_code
+        body = self._auth.redact(decode_error_body(response.content))
+        refusal = error_for_status(
+            status,
+            body,
+            response.headers,
+            what=what,
+            auth_endpoint=auth_endpoint,
         )
-        envelope = structure(
-            body, Envelope, what=f"answer to {what}", status_code=status
-        )
-        if not envelope.success:
-            refusal = error_for_status(status, body, response.headers, what=what)
-            raise APIError(status, refusal.message, refusal.body)
-        return body
+        if by_status:
+            return refusal
+        # success: false on a 2xx: the status says nothing, the body says no.
+        return APIError(status, refusal.message, refusal.body)
 
     # -- reports ----------------------------------------------------------------------
 
@@ -429,17 +470,21 @@ class TeletrackerClient:
         if account_id is not None:
             params["account_id"] = account_id
         path = "/reports/call-data"
-        response = await self._send(
-            "GET", path, params=params, data=None, json=None, idempotent=None
-        )
+        request = self._http.build_request("GET", path, params=params)
+        response = await self._send(request, idempotent=None)
         body = self._read("GET", path, response)
-        answer = structure(
-            body,
-            CallDataAnswer,
-            what=f"answer to GET {path}",
-            status_code=response.status_code,
-        )
-        return answer.data
+        try:
+            answer = structure(
+                body,
+                CallDataAnswer,
+                what=f"answer to GET {path}",
+                status_code=response.status_code,
+            )
+        except ResponseFormatError as exc:
+            error = detached(exc)
+        else:
+            return answer.data
+        raise error
 
     async def iter_call_data(
         self,
@@ -463,8 +508,8 @@ class TeletrackerClient:
         """
         first, last = _date_range(start_date, end_date)
         account = check_account_id(account_id)
-        step = _positive_int("window_days", window_days)
-        width = _positive_int("concurrency", concurrency)
+        step = check_positive_int("window_days", window_days)
+        width = check_positive_int("concurrency", concurrency)
         windows: list[tuple[date, date]] = []
         day = first
         while day <= last:
@@ -512,7 +557,7 @@ class TeletrackerClient:
         try:
             return await self._http.send(request, auth=None, stream=True)
         except httpx.TransportError as exc:
-            raise _no_answer(request.method, request.url.path, exc) from exc
+            raise _no_answer(request.method, request.url.path, exc) from detached(exc)
 
     async def session(self) -> AuthSession:
         """A valid session now: logs in or refreshes as needed.
@@ -525,14 +570,15 @@ class TeletrackerClient:
             TeletrackerError: The login or refresh failed.
         """
         auth = self._bearer_auth("session()")
-        lease = await auth._drive(self._send_raw)  # noqa: SLF001
-        return lease.session
+        return await auth.ensure_session(self._send_raw)
 
     async def switch_account(self, account_id: int | None) -> None:
         """Work in another account from now on.
 
         With bearer sessions this is a new login with ``account_id``: requests
-        already in flight finish with the old token, later ones use the new one.
+        already sent finish with the old token, later ones use the new one, and a
+        request refused with the old account's token is never retried with the new
+        one. A refused switch fails only this call; the old session stays.
         With Basic or Integrator auth, later requests carry the new ``account_id``.
 
         Raises:
@@ -541,9 +587,9 @@ class TeletrackerClient:
         """
         account = check_account_id(account_id)
         if isinstance(self._auth, TeletrackerAuth):
-            await self._auth._drive(self._send_raw, switch=_Switch(account))  # noqa: SLF001
+            await self._auth.switch_account(account, self._send_raw)
         else:
-            self._auth._switch(account)  # noqa: SLF001
+            self._auth.use_account(account)
 
     async def verify_credentials(self) -> bool:
         """Check the credentials with ``auth_only=1``; creates no session.
@@ -554,16 +600,10 @@ class TeletrackerClient:
         Raises:
             TeletrackerError: Any other answer (400, 403, 5xx...) or no answer.
         """
-        form = self._auth._login_form()  # noqa: SLF001
-        form["auth_only"] = "1"
-        account = self._auth.account_id
-        if account is not None:
-            form["account_id"] = str(account)
-        path = "/auth/login"
-        response = await self._send(
-            "POST", path, params=None, data=form, json=None, idempotent=True, auth=None
-        )
+        request = self._auth.login_request(self._auth.account_id, auth_only=True)
+        path = request.url.path
+        response = await self._send(request, idempotent=True, authenticate=False)
         if response.status_code == 401:
             return False
-        self._read("POST", path, response, secrets=(form["password"],))
+        self._read("POST", path, response, auth_endpoint=True)
         return True

@@ -54,12 +54,6 @@ def _strict_bool(value: object, _: object) -> bool:
     return value
 
 
-def _strict_int(value: object, _: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {_type_name(value)}")
-    return value
-
-
 def _strict_float(value: object, _: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected a number, got {_type_name(value)}")
@@ -98,7 +92,6 @@ def _records(value: object, _: object) -> Records:
 converter = cattrs.Converter()
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)
-converter.register_structure_hook(int, _strict_int)
 converter.register_structure_hook(float, _strict_float)
 converter.register_structure_hook(datetime, _aware_datetime)
 converter.register_structure_hook_func(lambda t: t == Records, _records)
@@ -193,13 +186,15 @@ def decode_json(content: bytes, *, what: str, status_code: int) -> Any:
     """Decode a JSON body, or raise ResponseFormatError saying what came instead."""
     try:
         return json.loads(content)
+    except RecursionError:
+        kind = "JSON nested too deeply to read"
     except (ValueError, UnicodeDecodeError):
         kind = "an empty body" if not content.strip() else "not JSON"
         if content.lstrip()[:1] == b"<":
             kind = "HTML, not JSON"
-        raise ResponseFormatError(
-            f"The {what} (HTTP {status_code}) is {kind}.", status_code=status_code
-        ) from None
+    raise ResponseFormatError(
+        f"The {what} (HTTP {status_code}) is {kind}.", status_code=status_code
+    )
 
 
 def parse_token_answer(content: bytes, *, what: str, status_code: int) -> TokenAnswer:

@@ -3,6 +3,8 @@
 Every exception the SDK raises on purpose derives from one root::
 
     TeletrackerError
+    ├── OriginMismatchError        a request for another origin than the auth's
+    │                              (also a ValueError); nothing was sent
     ├── ResponseFormatError        an answer the SDK cannot read
     ├── APIConnectionError         the request did not get an answer (transport failure)
     │   └── APITimeoutError        ... because a timeout ran out
@@ -21,8 +23,9 @@ endpoints are redacted before they are stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 __all__ = [
     "APIConnectionError",
@@ -31,39 +34,39 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "NotFoundError",
+    "OriginMismatchError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseFormatError",
     "ServerError",
     "TeletrackerError",
+    "detached",
 ]
 
-_SECRET_KEYS = frozenset(
-    {"password", "token", "refreshtoken", "refresh_token", "access_token"}
-)
 
+def detached(error: E) -> E:
+    """*error* without its traceback and chained exceptions, ready to raise again.
 
-def redact(body: Any, secrets: tuple[str, ...] = ()) -> Any:
-    """Return *body* with secret-looking keys and any of *secrets* blanked, recursively.
-
-    A server that echoes what it was sent must not smuggle a password into an
-    exception through its message or its body.
+    The frames of a parser hold what it parsed (a body that may carry a token):
+    error reporters that capture frame locals must not find them.
     """
-    if isinstance(body, Mapping):
-        return {
-            k: "<redacted>" if str(k).lower() in _SECRET_KEYS else redact(v, secrets)
-            for k, v in body.items()
-        }
-    if isinstance(body, list):
-        return [redact(v, secrets) for v in body]
-    if isinstance(body, str):
-        for secret in secrets:
-            body = body.replace(secret, "<redacted>")
-    return body
+    error.__traceback__ = None
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    return error
 
 
 class TeletrackerError(Exception):
     """The root of every exception the SDK raises on purpose."""
+
+
+class OriginMismatchError(TeletrackerError, ValueError):
+    """A request for an origin (scheme, host, port) that the auth was not made for.
+
+    Raised before anything is sent: no password and no token goes to an origin
+    other than the auth's ``base_url``. The message names both origins.
+    """
 
 
 class ResponseFormatError(TeletrackerError):

@@ -17,20 +17,16 @@ from teletracker_async._exceptions import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
-    redact,
 )
 
 __all__ = ["decode_error_body", "error_for_status", "parse_retry_after"]
-
-#: A Retry-After longer than this is a server mistake or a ban: we do not obey it blindly.
-MAX_RETRY_AFTER = 600.0
 
 
 def decode_error_body(content: bytes) -> Any:
     """The JSON of an error answer, or its text (cut short) when it is not JSON."""
     try:
         return json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return content[:1000].decode("utf-8", "replace")
 
 
@@ -60,8 +56,9 @@ def _missing(body: Any) -> tuple[str, ...]:
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
 
-    Returns None when the header is absent or unreadable; negative waits become 0 and
-    absurd ones are capped at :data:`MAX_RETRY_AFTER`.
+    Returns None when the header is absent or unreadable (including dates no clock can
+    hold); negative waits become 0. The value is not capped: the caller decides what
+    it will wait for.
     """
     if value is None:
         return None
@@ -71,14 +68,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            if when.tzinfo is None:
+                return None
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(seconds):
         return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return max(seconds, 0.0)
 
 
 def error_for_status(
@@ -88,14 +85,12 @@ def error_for_status(
     *,
     what: str,
     auth_endpoint: bool = False,
-    secrets: tuple[str, ...] = (),
 ) -> APIError:
     """Build the exception for an error answer to *what*.
 
     On an authentication endpoint, 400/401/403 mean the credentials were refused.
-    The body (and so the message) is redacted of secret keys and of *secrets*.
+    *body* must be redacted already (``Credentials.redact``): it becomes the message.
     """
-    body = redact(body, secrets)
     server = _server_message(body)
     message = f"{what} failed: {server}" if server else f"{what} failed"
     if auth_endpoint and status_code in (400, 401, 403):

@@ -7,37 +7,53 @@ from collections.abc import Generator
 
 import httpx
 
-from teletracker_async._auth import _Credentials, _Secret, check_account_id
+from teletracker_async._config import DEFAULT_BASE_URL
+from teletracker_async._credentials import Credentials, Secret, check_account_id
 
 __all__ = ["IntegratorAuth", "TeletrackerBasicAuth"]
 
 
-class _HeaderAuth(_Credentials, httpx.Auth):
+class _HeaderAuth(Credentials, httpx.Auth):
     """Sets one precomputed header and an ``account_id`` query parameter."""
 
     _scheme = ""
 
-    def __init__(self, username: str, password: str, account_id: int | None) -> None:
-        self._set_credentials(username, password, account_id)
+    def __init__(
+        self, username: str, password: str, account_id: int | None, base_url: str
+    ) -> None:
+        self._set_credentials(username, password, account_id, base_url)
         pair = f"{self._username}:{self._password.get()}".encode()
-        self._header = _Secret(f"{self._scheme} {base64.b64encode(pair).decode()}")
+        self._header = Secret(f"{self._scheme} {base64.b64encode(pair).decode()}")
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(username={self._username!r}, "
-            f"account_id={self._account_id!r})"
+            f"account_id={self._account_id!r}, base_url={self._base_url!r})"
         )
 
     def auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        """Add the header, and ``account_id`` unless the request names one."""
+        """Add the header, and ``account_id`` unless the request names one.
+
+        Raises:
+            OriginMismatchError: *request* is for another origin than ``base_url``.
+        """
+        self.check_origin(request.url)
         request.headers["Authorization"] = self._header.get()
         if self._account_id is not None and "account_id" not in request.url.params:
             request.url = request.url.copy_add_param(
                 "account_id", str(self._account_id)
             )
         yield request
+
+    def use_account(self, account_id: int | None) -> None:
+        """Send *account_id* with later requests (``TeletrackerClient.switch_account``).
+
+        Raises:
+            TypeError, ValueError: A bad account id.
+        """
+        self._account_id = check_account_id(account_id)
 
 
 class TeletrackerBasicAuth(_HeaderAuth):
@@ -46,44 +62,55 @@ class TeletrackerBasicAuth(_HeaderAuth):
     Users who can reach several accounts should pass ``account_id``: the API
     documentation warns that without it the API may act on any of their accounts.
     It is added to the query string of every request that does not name one.
-    Works with ``httpx.Client`` and ``httpx.AsyncClient``.
+    Works with ``httpx.Client`` and ``httpx.AsyncClient``. The header goes only to
+    ``base_url``'s origin.
 
     Raises:
-        TypeError, ValueError: A bad username, password or account_id.
+        TypeError, ValueError: A bad username, password, account_id or base_url.
     """
 
     _scheme = "Basic"
 
     def __init__(
-        self, username: str, password: str, *, account_id: int | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        account_id: int | None = None,
+        base_url: str = DEFAULT_BASE_URL,
     ) -> None:
-        super().__init__(username, password, account_id)
-
-    def _switch(self, account_id: int | None) -> None:
-        self._account_id = check_account_id(account_id)
+        super().__init__(username, password, account_id, base_url)
 
 
 class IntegratorAuth(_HeaderAuth):
     """``Authorization: Integrator`` for partners who reach many accounts.
 
     ``account_id`` is required by the API on every request, so it is required here,
-    and added to the query string of every request that does not name one.
+    and added to the query string of every request that does not name one. The
+    header goes only to ``base_url``'s origin.
 
     Raises:
         TypeError: account_id is missing or not an int.
-        ValueError: A bad username, password or account_id.
+        ValueError: A bad username, password, account_id or base_url.
     """
 
     _scheme = "Integrator"
 
-    def __init__(self, username: str, password: str, *, account_id: int) -> None:
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        *,
+        account_id: int,
+        base_url: str = DEFAULT_BASE_URL,
+    ) -> None:
         if account_id is None:
             raise TypeError(
                 "IntegratorAuth needs account_id: the API requires it on every request"
             )
-        super().__init__(username, password, account_id)
+        super().__init__(username, password, account_id, base_url)
 
-    def _switch(self, account_id: int | None) -> None:
+    def use_account(self, account_id: int | None) -> None:
         if account_id is None:
             raise TypeError("IntegratorAuth needs an account_id")
-        self._account_id = check_account_id(account_id)
+        super().use_account(account_id)

@@ -73,8 +73,11 @@ def statuses(results: list[object]) -> set[object]:
     }
 
 
-def lock_is_free(auth: TeletrackerAuth) -> bool:
-    return not auth._lock().locked()
+def settled(auth: TeletrackerAuth) -> bool:
+    """No renewal in flight and nobody registered as waiting for one.
+
+    False while an exchange is running or a waiter was left behind (a leak)."""
+    return not auth._core.busy()
 
 
 # -- a. first use -------------------------------------------------------------------
@@ -124,7 +127,7 @@ async def test_concurrent_first_requests_share_one_login(env: Env) -> None:
     assert statuses(results) == {200}
     assert env.fake.stats.logins == 1
     assert env.fake.stats.max_concurrent_logins == 1
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
 
 
 # -- b. local expiry --------------------------------------------------------------------
@@ -165,7 +168,7 @@ async def test_early_window_refreshes_once_without_stalling_others(env: Env) -> 
         gate.release()
     assert env.fake.stats.refreshes == 1
     assert env.auth.session is not old
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
 
 
 async def test_failed_early_refresh_keeps_token_and_backs_off(
@@ -205,7 +208,7 @@ async def test_early_refresh_lost_to_the_network(env: Env) -> None:
     env.clock.advance(40)
     assert (await env.call_data()).status_code == 200
     assert (env.fake.stats.logins, env.fake.stats.reuse_attempts) == (2, 0)
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
 
 
 async def test_cancel_the_early_refresher(env: Env) -> None:
@@ -214,7 +217,7 @@ async def test_cancel_the_early_refresher(env: Env) -> None:
     env.clock.advance(3600 - 200)
     results = await cancel_one_of_many(env, env.fake.pause_next("refresh"), 200)
     assert statuses(results) == {200}
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
     env.clock.advance(200)
     assert (await env.call_data()).status_code == 200
     assert env.fake.stats.reuse_attempts == 0
@@ -261,7 +264,7 @@ async def test_refresh_with_unknown_outcome_burns_the_refresh_token(env: Env) ->
             await gate.arrived.wait()
             scope.cancel()
     assert env.fake.stats.refreshes == 1  # the server did rotate
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
     assert (await env.call_data()).status_code == 200
     assert env.fake.stats.logins == 2
     assert env.fake.stats.reuse_attempts == 0
@@ -361,8 +364,9 @@ async def test_renewal_after_401_does_not_starve_the_pool(
     assert fake.stats.refreshes == 1
 
 
-async def test_persistent_403_goes_back_without_a_loop(env: Env) -> None:
-    """A 403 that a fresh token does not cure is returned, and not renewed again."""
+async def test_persistent_403_costs_one_shared_renewal_per_wave(env: Env) -> None:
+    """A 403 that a fresh token does not cure is returned after one retry; each wave
+    of such requests shares one renewal (at most one per token generation)."""
     await env.call_data()
 
     async def forbidden() -> httpx.Response:
@@ -375,13 +379,103 @@ async def test_persistent_403_goes_back_without_a_loop(env: Env) -> None:
             },
         )
 
-    results = await gather(200, forbidden)
+    gate = env.fake.pause_next("data", times=200)
+    results = await gather(200, forbidden, gate)
     assert statuses(results) == {403}
     assert env.fake.stats.refreshes == 1  # one check that the token was not the cause
-    results = await gather(200, forbidden)
+    gate = env.fake.pause_next("data", times=200)
+    results = await gather(200, forbidden, gate)
     assert statuses(results) == {403}
-    assert env.fake.stats.refreshes == 1  # known to be a real refusal now
-    assert lock_is_free(env.auth)
+    assert env.fake.stats.refreshes == 2  # one per generation, not one per request
+    assert env.fake.stats.reuse_attempts == 0
+    assert settled(env.auth)
+
+
+async def test_a_refusal_never_stops_a_later_renewal(clock: FakeClock) -> None:
+    """After a genuine 403 on one endpoint, a session the server revokes is still
+    renewed by the next request whose token is refused (with 403 for expiry too)."""
+    fake = FakeTeletracker(
+        users={USERNAME: (PASSWORD, [1, 2])}, clock=clock, expired_status=403
+    )
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE_URL
+    ) as client:
+        forbidden = await client.get(
+            "/reports/call-data",
+            params={"start_date": "2026-01-01", "end_date": "2026-01-01", "account_id": 9},
+        )
+        assert forbidden.status_code == 403
+        fake.revoke_sessions()  # a server restart or an admin logout
+        for _ in range(3):
+            response = await client.post("/echo", content=b"x")
+            assert response.status_code == 200
+    assert fake.stats.failed_refreshes == 1  # the revoked session's refresh...
+    assert fake.stats.logins == 2  # ...then one login, and nothing more
+
+
+async def test_refusal_after_a_switch_is_not_retried_with_the_new_account(
+    env: Env,
+) -> None:
+    """A request sent with account A's token and refused after a switch to B comes
+    back refused: it is never retried with B's token (no B records for an A call)."""
+    await env.call_data()
+
+    async def send(request: httpx.Request) -> httpx.Response:
+        return await env.client.send(request, auth=None, stream=True)
+
+    gate = env.fake.pause_next("data")  # before the server looks at the token
+    responses: list[httpx.Response] = []
+
+    async def old_account_call() -> None:
+        responses.append(await env.call_data())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(old_account_call)
+        await gate.arrived.wait()
+        env.clock.advance(3000)
+        session = await env.auth.switch_account(2, send)
+        assert session.account_id == 2
+        env.clock.advance(700)  # A's token has expired, B's has not
+        gate.release()
+    assert [r.status_code for r in responses] == [401]
+    assert env.auth.account_id == 2
+    assert (env.fake.stats.logins, env.fake.stats.refreshes) == (2, 0)
+    assert (await env.call_data()).json()["data"][0]["account_id"] == 2
+
+
+async def test_refused_switch_fails_only_the_switch(env: Env) -> None:
+    """Requests that waited for a refused account switch renew for their own
+    account instead of sharing the switch's AuthenticationError."""
+    await env.call_data()
+    env.clock.advance(3600)  # expired: every request must wait for a renewal
+
+    async def send(request: httpx.Request) -> httpx.Response:
+        return await env.client.send(request, auth=None, stream=True)
+
+    errors: list[BaseException] = []
+
+    async def switch() -> None:
+        try:
+            await env.auth.switch_account(7, send)
+        except AuthenticationError as exc:
+            errors.append(exc)
+
+    gate = env.fake.pause_next("login")
+    results: list[object] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(switch)
+        await gate.arrived.wait()
+        for _ in range(300):
+            tg.start_soon(_collect, results, env)
+        await anyio.wait_all_tasks_blocked()
+        gate.release()
+    assert len(errors) == 1
+    assert "cannot access account 7" in str(errors[0])
+    assert statuses(results) == {200}
+    assert env.fake.stats.refreshes == 1  # their own renewal, shared by all 300
+    assert env.auth.account_id is None
+    assert settled(env.auth)
 
 
 async def test_non_replayable_body_renews_but_returns_the_401(env: Env) -> None:
@@ -396,9 +490,12 @@ async def test_non_replayable_body_renews_but_returns_the_401(env: Env) -> None:
     response = await env.client.post("/echo", content=body())
     assert response.status_code == 401
     assert env.auth.session is first  # no answer but the 401 can come back...
-    assert (await env.client.post("/echo", content=b"again")).status_code == 200
-    assert env.auth.session is not first  # ...so the next request renewed first
+    # ...so the next request renews first, even a streamed one on the fast path.
+    assert (await env.client.post("/echo", content=body())).status_code == 200
+    assert env.auth.session is not first
     assert (env.fake.stats.logins, env.fake.stats.failed_refreshes) == (2, 1)
+    assert (await env.client.post("/echo", content=body())).status_code == 200
+    assert env.fake.stats.logins == 2
 
 
 async def test_retry_with_a_newer_token_needs_no_renewal(env: Env) -> None:
@@ -436,7 +533,7 @@ async def test_refused_login_is_shared_by_every_waiter(
         with pytest.raises(AuthenticationError):  # a later request tries again
             await client.post("/echo", content=b"x")
         assert fake.stats.failed_logins == 2
-    assert lock_is_free(auth)
+    assert settled(auth)
 
 
 @pytest.mark.parametrize(
@@ -479,7 +576,7 @@ async def test_cancel_while_waiting_for_the_lock(env: Env) -> None:
                 await anyio.wait_all_tasks_blocked()
                 scope.cancel()
         gate.release()
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
     assert (await env.call_data()).status_code == 200
     assert env.fake.stats.logins == 1
 
@@ -499,7 +596,7 @@ async def test_cancel_the_login_lets_a_waiter_take_over(env: Env) -> None:
                 await anyio.wait_all_tasks_blocked()
                 victim.cancel()
     # The victim's scope also held the others: run a fresh batch to prove recovery.
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
     results = await gather(100, env.call_data)
     assert statuses(results) == {200}
     assert env.fake.stats.logins == 1
@@ -515,7 +612,7 @@ async def test_cancel_the_login_only(env: Env) -> None:
     assert statuses(results) == {200}
     assert len(results) == 200
     assert env.fake.stats.logins == 1
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
 
 
 async def _run_in_scope(scopes: list[anyio.CancelScope], env: Env) -> None:
@@ -535,7 +632,7 @@ async def test_cancel_during_the_users_request(env: Env) -> None:
             await gate.arrived.wait()
             scope.cancel()
     assert env.auth.session is session
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
     assert (await env.call_data()).status_code == 200
 
 
@@ -544,7 +641,7 @@ async def test_cancel_during_a_slow_login(env: Env) -> None:
     env.fake.delay_next("login", 0.05)
     with anyio.move_on_after(0.01):
         await env.call_data()
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
     assert env.auth.session is None
     assert (await env.call_data()).status_code == 200
 
@@ -616,7 +713,7 @@ async def test_malformed_login_answer(env: Env, content: bytes, match: str) -> N
     with pytest.raises(ResponseFormatError, match=match) as info:
         await env.call_data()
     assert info.value.status_code == 200
-    assert lock_is_free(env.auth)
+    assert settled(env.auth)
     assert (await env.call_data()).status_code == 200
 
 

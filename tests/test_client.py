@@ -682,13 +682,16 @@ async def test_basic_auth_sends_header_and_account(fake: FakeTeletracker) -> Non
     assert seen[1].url.params.get_list("account_id") == ["1"]  # the caller's wins
     assert {r["account_id"] for r in records} == {1}
     assert PASSWORD not in repr(auth)
-    assert repr(auth) == "TeletrackerBasicAuth(username='ada', account_id=1)"
+    assert repr(auth) == (
+        "TeletrackerBasicAuth(username='ada', account_id=1, "
+        f"base_url={BASE_URL!r})"
+    )
     assert auth.username == USERNAME
 
 
 def test_basic_auth_works_with_a_sync_client() -> None:
     """The stateless schemes work with httpx.Client too."""
-    auth = TeletrackerBasicAuth("u", "p")
+    auth = TeletrackerBasicAuth("u", "p", base_url="https://x")
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text=request.headers["authorization"])

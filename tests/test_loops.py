@@ -9,6 +9,7 @@ import httpx
 import trio
 
 from teletracker_async import TeletrackerAuth
+from teletracker_async._session import NEED, Start
 from teletracker_async.testing import FakeClock, FakeTeletracker
 
 from .conftest import BASE_URL, PASSWORD, USERNAME
@@ -47,16 +48,20 @@ def test_same_auth_across_many_event_loops() -> None:
     assert fake.stats.reuse_attempts == 0
 
 
-def test_lock_held_by_a_dead_loop_does_not_block_the_next() -> None:
-    """A loop that died mid-login (lock held, never released) blocks nothing later."""
+def test_renewal_owned_by_a_dead_loop_does_not_block_the_next() -> None:
+    """A loop that died mid-login (flight never settled) blocks nothing later: the
+    next loop sees its owner is gone and logs in itself."""
     clock = FakeClock()
     fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
     auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
 
-    async def hold_lock_forever() -> None:
-        await auth._lock().acquire()  # as if a loop was torn down mid-exchange
+    async def start_a_login_and_vanish() -> None:
+        # As if a loop was torn down mid-exchange without unwinding the flow.
+        step = auth._core.plan(NEED)
+        assert isinstance(step, Start)
 
-    asyncio.run(hold_lock_forever())
+    asyncio.run(start_a_login_and_vanish())
+    assert auth._core.busy()
 
     async def use() -> int:
         async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as client:
@@ -65,3 +70,5 @@ def test_lock_held_by_a_dead_loop_does_not_block_the_next() -> None:
 
     assert asyncio.run(use()) == 200
     assert trio.run(use) == 200
+    assert fake.stats.logins == 1
+    assert not auth._core.busy()

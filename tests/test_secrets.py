@@ -44,7 +44,7 @@ async def test_secrets_never_reach_repr_errors_or_logs(
     with caplog.at_level(logging.DEBUG):
         await env.call_data()
         texts += [repr(env.auth), str(env.auth), repr(env.auth.session)]
-        texts += [str(env.auth.session), repr(env.auth._machine)]
+        texts += [str(env.auth.session), repr(env.auth._core)]
         env.clock.advance(3600)  # a plain refresh
         await env.call_data()
         env.clock.advance(3600 - 200)  # early refresh that fails, then succeeds

@@ -1,8 +1,9 @@
-"""The session state machine, driven with plain numbers (no I/O, no clock)."""
+"""The session state machine, driven with plain numbers (no I/O, no clock, no loop)."""
 
 from __future__ import annotations
 
 import math
+import pprint
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -10,187 +11,347 @@ import pytest
 
 from teletracker_async._converter import TokenAnswer
 from teletracker_async._exceptions import ServerError
-from teletracker_async._session import Decision, Renewal, SessionMachine
+from teletracker_async._session import (
+    GIVE_BACK,
+    NEED,
+    Exchange,
+    Lease,
+    Refused,
+    Renewal,
+    SessionMachine,
+    Share,
+    Start,
+    Step,
+    Switch,
+    Use,
+    Wait,
+    Zone,
+)
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def answer(lifetime: float = 3600, refresh_days: float | None = 30) -> TokenAnswer:
+def answer(
+    lifetime: float = 3600, refresh_days: float | None = 30, token: str = "tok"
+) -> TokenAnswer:
     return TokenAnswer(
         success=True,
         guid="g-1",
-        token="tok",
+        token=token,
         token_expiration=EPOCH + timedelta(seconds=lifetime),
         token_lifetime=lifetime,
-        refresh_token="ref",
+        refresh_token=f"ref-{token}",
         refresh_token_expiration=(
             None if refresh_days is None else EPOCH + timedelta(days=refresh_days)
         ),
     )
 
 
-def machine(margin: float = 300) -> SessionMachine:
-    return SessionMachine(refresh_margin=margin, rng=random.Random(7))
+def machine(margin: float = 300, account_id: int | None = None) -> SessionMachine:
+    return SessionMachine(
+        refresh_margin=margin, account_id=account_id, rng=random.Random(7)
+    )
 
 
-def test_no_session_means_renew_by_login() -> None:
-    """Before the first login every request must wait for a login."""
-    m = machine()
-    assert m.decide(0) is Decision.RENEW
-    assert m.renewal(0) is Renewal.LOGIN
-    assert m.valid(0) is None
+def started(step: Step) -> Exchange:
+    assert isinstance(step, Start), step
+    return step.exchange
+
+
+def used(step: Step) -> Lease:
+    assert isinstance(step, Use), step
+    return step.lease
+
+
+def logged_in(
+    m: SessionMachine,
+    now: float,
+    lifetime: float = 3600,
+    refresh_days: float | None = 30,
+    token: str = "tok",
+) -> Lease:
+    exchange = started(m.plan(now, NEED))
+    return m.settle(exchange, answer(lifetime, refresh_days, token), now)
+
+
+def test_no_session_means_one_login_and_everyone_else_waits() -> None:
+    """Before the first login the first caller starts a login; the rest wait for it."""
+    m = machine(account_id=4)
+    exchange = started(m.plan(0, NEED))
+    assert (exchange.kind, exchange.account_id, exchange.forced) == (
+        Renewal.LOGIN,
+        4,
+        True,
+    )
+    assert m.plan(0, NEED) == Wait(exchange.number)
+    assert m.plan(0, Switch(5)) == Wait(exchange.number)
+    lease = m.settle(exchange, answer(), 0)
+    assert m.plan(1, NEED, waited=exchange.number) == Use(lease)
+    assert m.flight is None
 
 
 def test_zones_of_a_token_life() -> None:
     """USE until expiry - margin, TRY_EARLY until expiry - 5 s, RENEW after."""
     m = machine()
-    lease = m.install(answer(), 100.0, None)
+    lease = logged_in(m, 100.0)
     assert (lease.refresh_at, lease.due_at, lease.expires_at) == (3400, 3695, 3700)
-    assert m.decide(3399.9) is Decision.USE
-    assert m.decide(3400) is Decision.TRY_EARLY
-    assert m.decide(3694.9) is Decision.TRY_EARLY
-    assert m.decide(3695) is Decision.RENEW
-    assert m.decide(10**6) is Decision.RENEW
-    assert m.renewal(3695) is Renewal.REFRESH
+    assert lease.fast_until == lease.refresh_at
+    assert m.zone(3399.9) is Zone.USE
+    assert m.zone(3400) is Zone.TRY_EARLY
+    assert m.zone(3694.9) is Zone.TRY_EARLY
+    assert m.zone(3695) is Zone.RENEW
+    assert m.zone(10**6) is Zone.RENEW
+
+
+def test_early_window_starts_one_refresh_and_others_use_the_token() -> None:
+    """In the early window one caller refreshes and every other caller goes on."""
+    m = machine()
+    lease = logged_in(m, 0)
+    exchange = started(m.plan(3500, NEED))
+    assert (exchange.kind, exchange.forced, exchange.refresh_token) == (
+        Renewal.REFRESH,
+        False,
+        "ref-tok",
+    )
+    assert m.refresh_token_spent
+    assert used(m.plan(3500, NEED)) is lease
+    assert m.plan(3696, NEED) == Wait(exchange.number)  # hard deadline: wait
 
 
 def test_margin_is_capped_at_half_the_lifetime() -> None:
     """A 60 s token refreshes from 30 s on, whatever refresh_margin says."""
     m = machine(margin=300)
-    lease = m.install(answer(lifetime=60), 0.0, None)
+    lease = logged_in(m, 0.0, lifetime=60)
     assert lease.refresh_at == 30
-    assert lease.due_at == 60 - 5
-    short = m.install(answer(lifetime=2), 0.0, None)
-    assert (short.refresh_at, short.due_at) == (1, 1.5)
+    assert lease.due_at == 55  # min(5, 30 / 2) = 5 s before expiry
+    assert m.zone(29.9) is Zone.USE
 
 
 def test_zero_margin_renews_at_expiry() -> None:
-    """refresh_margin=0 means no early window at all."""
+    """refresh_margin=0: no early window, renew at expiry."""
     m = machine(margin=0)
-    lease = m.install(answer(), 0.0, None)
+    lease = logged_in(m, 0.0)
     assert lease.refresh_at == lease.due_at == lease.expires_at == 3600
-    assert m.decide(3599) is Decision.USE
-    assert m.decide(3600) is Decision.RENEW
+    assert m.zone(3599.9) is Zone.USE
+    assert m.zone(3600) is Zone.RENEW
 
 
 def test_refresh_deadline_is_derived_from_the_server_gap() -> None:
-    """refresh_expires_at = local expiry + (refreshTokenExpiration - tokenExpiration)."""
+    """refresh_expires_at = expires_at + (refreshTokenExpiration - tokenExpiration)."""
     m = machine()
-    lease = m.install(answer(lifetime=3600, refresh_days=1), 50.0, 7)
-    assert lease.refresh_expires_at == pytest.approx(50 + 86400)
-    assert lease.session.account_id == 7
-    assert m.renewal(50 + 86400 - 1) is Renewal.REFRESH
-    assert m.renewal(50 + 86400) is Renewal.LOGIN
+    lease = logged_in(m, 50.0)
+    assert lease.refresh_expires_at == 50 + 30 * 86400
+    assert started(m.plan(3600, NEED)).kind is Renewal.REFRESH
+    m = machine()
+    logged_in(m, 50.0)
+    assert started(m.plan(50 + 30 * 86400, NEED)).kind is Renewal.LOGIN
 
 
 def test_unknown_refresh_deadline_keeps_refreshing() -> None:
-    """Without refreshTokenExpiration the SDK refreshes and lets the server decide."""
+    """Without refreshTokenExpiration the refresh token is assumed alive."""
     m = machine()
-    m.install(answer(refresh_days=None), 0.0, None)
-    assert m.lease is not None
-    assert m.lease.refresh_expires_at is None
-    assert m.renewal(10**9) is Renewal.REFRESH
+    lease = logged_in(m, 0.0, refresh_days=None)
+    assert lease.refresh_expires_at is None
+    assert started(m.plan(10**9, NEED)).kind is Renewal.REFRESH
 
 
-def test_spent_refresh_token_is_never_offered_again() -> None:
-    """Once sent, a refresh token is spent until a new pair is installed."""
+def test_spent_refresh_token_is_never_handed_out_again() -> None:
+    """Once a refresh went out with an unknown outcome, the next renewal logs in."""
     m = machine()
-    m.install(answer(), 0.0, None)
-    m.spend_refresh_token()
-    assert m.renewal(3700) is Renewal.LOGIN
-    m.abort(3700.0)
-    assert m.renewal(3700) is Renewal.LOGIN
-    m.install(answer(), 3700.0, None)
-    assert m.renewal(7300) is Renewal.REFRESH
+    logged_in(m, 0.0)
+    first = started(m.plan(3600, NEED))
+    assert first.kind is Renewal.REFRESH
+    m.abort(first, 3600)
+    second = started(m.plan(3600, NEED))
+    assert (second.kind, second.refresh_token) == (Renewal.LOGIN, None)
+
+
+def test_refused_refresh_turns_into_a_login_in_the_same_flight() -> None:
+    """A refused refresh (session revoked) logs in without a second flight."""
+    m = machine()
+    logged_in(m, 0.0)
+    exchange = started(m.plan(3600, NEED))
+    m.relogin(exchange)
+    assert (exchange.kind, exchange.refresh_token) == (Renewal.LOGIN, None)
+    assert m.plan(3600, NEED) == Wait(exchange.number)
 
 
 def test_generations_count_installs() -> None:
-    """Every new token pair is a new generation."""
+    """Each new session is a new generation."""
     m = machine()
-    first = m.install(answer(), 0.0, None)
-    second = m.install(answer(), 10.0, None)
-    assert (first.generation, second.generation) == (1, 2)
-    assert m.lease is second
+    assert logged_in(m, 0).generation == 1
+    assert logged_in(m, 5000).generation == 2
+    assert m.generation == 2
 
 
-def test_failure_backs_off_with_jitter_while_token_is_valid() -> None:
-    """A failed renewal pauses early tries for ~30 s, but never past expiry."""
+def test_failure_backs_off_with_jitter_and_opens_the_fast_path() -> None:
+    """A failed early refresh keeps the token, with a jittered backoff that the fast
+    path's deadline includes."""
     m = machine()
-    m.install(answer(), 100.0, None)  # expires at 3700, due at 3695
-    m.fail(3400.0, lambda: ServerError(503, "down"))
-    assert 3400 + 24 <= m.backoff_until <= 3400 + 36
-    assert m.decide(3410) is Decision.USE
-    assert m.decide(m.backoff_until) is Decision.TRY_EARLY
-    m.fail(3690.0, lambda: ServerError(503, "down"))
-    assert m.decide(3695) is Decision.USE  # past the hard deadline, still backing off
-    assert m.decide(3700) is Decision.RENEW  # expired: no backoff can help
+    logged_in(m, 0.0)
+    exchange = started(m.plan(3400, NEED))
+    lease = m.fail(exchange, 3400, ServerError(503, "down"))
+    assert lease is not None
+    assert 3400 + 30 * 0.8 <= m.backoff_until <= 3400 + 30 * 1.2
+    assert lease.fast_until == m.backoff_until
+    assert m.zone(m.backoff_until - 0.1) is Zone.USE
+    assert m.zone(m.backoff_until) is Zone.TRY_EARLY
+
+
+def test_backoff_never_outlives_the_token() -> None:
+    """Past expiry no backoff keeps the old token, and the fast path knows it."""
+    m = machine(margin=300)
+    logged_in(m, 0.0, lifetime=60)  # margin 30, backoff base 7.5
+    exchange = started(m.plan(54.9, NEED))  # early window; backoff >= 6 s
+    lease = m.fail(exchange, 54.9, ServerError(503, "down"))
+    assert lease is not None
+    assert lease.fast_until == lease.expires_at == 60
+    assert m.zone(60) is Zone.RENEW
 
 
 def test_backoff_shrinks_with_short_lifetimes() -> None:
-    """A 2 s token retries within its own early window, not 30 s later."""
+    """The backoff is at most a quarter of the early window."""
+    m = machine(margin=300)
+    logged_in(m, 0.0, lifetime=60)
+    exchange = started(m.plan(30, NEED))
+    m.fail(exchange, 30, ServerError(503, "down"))
+    assert m.backoff_until <= 30 + 7.5 * 1.2
+
+
+def test_forced_failure_is_raised_and_shared_only_with_its_waiters() -> None:
+    """One attempt, one outcome: those who waited for a failed flight share its
+    error; a caller who did not wait for it starts a new attempt."""
     m = machine()
-    m.install(answer(lifetime=2), 0.0, None)
-    m.fail(1.0, lambda: ServerError(503, "down"))
-    assert m.backoff_until < 1.5
+    exchange = started(m.plan(0, NEED))
+    error = ServerError(500, "boom")
+    assert m.fail(exchange, 0, error) is None  # no valid token: raise
+    step = m.plan(0, NEED, waited=exchange.number)
+    assert isinstance(step, Share)
+    copy = step.failure.raise_copy()
+    assert copy is not error
+    assert (type(copy), str(copy)) == (ServerError, str(error))
+    assert started(m.plan(0, NEED)).number == exchange.number + 1
 
 
-def test_failure_is_shared_only_with_those_who_waited() -> None:
-    """failure_since() returns a failure only to coroutines that saw it start."""
+def test_abort_backs_off_early_tries_and_shares_nothing() -> None:
+    """An unknown outcome pauses early tries while the token is valid; waiters plan
+    again instead of sharing an error."""
     m = machine()
-    seen = m.finished_attempts
-    m.fail(0.0, lambda: ServerError(500, "x"))
-    failure = m.failure_since(seen)
-    assert failure is not None
-    assert isinstance(failure.make_error(), ServerError)
-    assert failure.make_error() is not failure.make_error()  # one per raiser
-    assert m.failure_since(m.finished_attempts) is None
-    m.abort(0.0)  # an abandoned attempt teaches nothing: waiters try themselves
-    assert m.failure_since(seen) is None
+    lease = logged_in(m, 0.0)
+    exchange = started(m.plan(3400, NEED))
+    m.abort(exchange, 3400)
+    assert m.backoff_until > 3400
+    assert used(m.plan(3401, NEED, waited=exchange.number)) == m.lease
+    assert m.lease is not None
+    assert m.lease.generation == lease.generation
 
 
-def test_abort_backs_off_early_tries_too() -> None:
-    """An early refresh lost to the network pauses early tries like a failure."""
+def test_abort_after_settle_changes_nothing() -> None:
+    """The exchange's ``finally`` aborts unconditionally: after a settle, a no-op."""
     m = machine()
-    m.install(answer(), 0.0, None)
-    m.spend_refresh_token()
-    m.abort(3400.0)
-    assert m.decide(3401) is Decision.USE
-    assert m.decide(3600) is Decision.RENEW
+    exchange = started(m.plan(0, NEED))
+    m.settle(exchange, answer(), 0)
+    m.abort(exchange, 0)
+    assert m.backoff_until == -math.inf
+    assert m.flight is None
 
 
-def test_install_clears_failure_and_backoff() -> None:
-    """A new session wipes the last failure and the backoff."""
+def test_install_clears_failure_backoff_and_suspicion() -> None:
+    """A new session starts clean."""
     m = machine()
-    m.install(answer(), 0.0, None)
-    m.fail(3400.0, lambda: ServerError(500, "x"))
-    m.install(answer(), 3401.0, None)
+    logged_in(m, 0.0)
+    exchange = started(m.plan(3400, NEED))
+    m.fail(exchange, 3400, ServerError(503, "down"))
+    m.suspect_generation(1)
+    lease = logged_in(m, 5000)
+    assert m.backoff_until == -math.inf
+    assert m.last_failure is None
+    assert m.suspect is None
+    assert lease.fast_until == lease.refresh_at
+
+
+def test_refusal_of_the_current_token_forces_one_shared_renewal() -> None:
+    """A refused current token starts one forced renewal; other refusals of the
+    same generation wait for it, then use the new token."""
+    m = machine()
+    lease = logged_in(m, 0.0)
+    refused = Refused(lease.generation, None)
+    exchange = started(m.plan(10, refused))
+    assert exchange.forced
+    assert m.plan(10, refused) == Wait(exchange.number)
+    new = m.settle(exchange, answer(token="t2"), 11)
+    assert used(m.plan(11, refused, waited=exchange.number)) is new
+
+
+def test_refusals_renew_at_most_once_per_generation() -> None:
+    """A refusal of an old generation retries with the newer token; a refusal of the
+    newer token renews once more: never a storm, never stuck."""
+    m = machine()
+    first = logged_in(m, 0.0)
+    renewal = started(m.plan(10, Refused(first.generation, None)))
+    second = m.settle(renewal, answer(token="t2"), 10)
+    assert used(m.plan(11, Refused(first.generation, None))) is second
+    assert isinstance(m.plan(11, Refused(second.generation, None)), Start)
+
+
+def test_refusal_is_never_retried_with_another_accounts_token() -> None:
+    """After a switch, a refusal of the old account's token is given back."""
+    m = machine(account_id=1)
+    old = logged_in(m, 0.0)
+    switch = started(m.plan(1, Switch(2)))
+    assert (switch.kind, switch.account_id, switch.switch) == (Renewal.LOGIN, 2, True)
+    m.settle(switch, answer(token="b"), 1)
+    assert m.account_id == 2
+    assert m.plan(2, Refused(old.generation, 1)) is GIVE_BACK
+
+
+def test_refused_switch_is_the_switchers_alone() -> None:
+    """A failed switch records no shared failure and no backoff: waiters renew for
+    their own account."""
+    m = machine(account_id=1)
+    logged_in(m, 0.0)
+    switch = started(m.plan(3600, Switch(7)))
+    assert m.plan(3600, NEED) == Wait(switch.number)
+    assert m.fail(switch, 3600, ServerError(403, "no")) is None
     assert m.last_failure is None
     assert m.backoff_until == -math.inf
+    own = started(m.plan(3600, NEED, waited=switch.number))
+    assert (own.kind, own.account_id) == (Renewal.REFRESH, 1)
 
 
-def test_confirmed_rejections_are_per_generation_and_status() -> None:
-    """A 403 proved real for one generation says nothing of 401 or of the next."""
+def test_suspect_generation_closes_the_fast_path() -> None:
+    """A refused, unreplayable request makes the next request renew first."""
     m = machine()
-    m.confirm_rejection(403, 2)
-    assert m.rejection_confirmed(403, 2)
-    assert not m.rejection_confirmed(401, 2)
-    assert not m.rejection_confirmed(403, 3)
-
-
-def test_suspect_generation_forces_renewal() -> None:
-    """A refused token we could not retry makes the next request renew first."""
-    m = machine()
-    lease = m.install(answer(), 0.0, None)
+    lease = logged_in(m, 0.0)
     m.suspect_generation(lease.generation)
-    assert m.decide(1.0) is Decision.RENEW
-    m.install(answer(), 2.0, None)
-    assert m.decide(3.0) is Decision.USE
+    assert m.lease is not None
+    assert m.lease.fast_until == -math.inf
+    assert m.zone(1) is Zone.RENEW
+    assert isinstance(m.plan(1, NEED), Start)
+    m.suspect_generation(99)  # an old generation: ignored
+    assert m.suspect == lease.generation
 
 
-def test_lease_repr_hides_tokens() -> None:
-    """Neither the lease nor the session shows a token."""
+def test_forget_drops_the_session_for_a_forked_child() -> None:
+    """After a fork the child owns no session and no flight: it logs in."""
+    m = machine(account_id=3)
+    logged_in(m, 0.0)
+    started(m.plan(3600, NEED))
+    m.forget()
+    exchange = started(m.plan(3600, NEED))
+    assert (exchange.kind, exchange.account_id) == (Renewal.LOGIN, 3)
+
+
+def test_reprs_hide_every_secret() -> None:
+    """Lease, Exchange, Failure and the machine show no token in repr or pprint."""
     m = machine()
-    lease = m.install(answer(), 0.0, None)
-    for text in (repr(lease), repr(lease.session), str(lease.session)):
-        assert "tok" not in text.replace("token", "")
-        assert "ref" not in text.replace("refresh", "")
+    logged_in(m, 0.0, token="tok-secret")
+    exchange = started(m.plan(3600, NEED))
+    assert exchange.refresh_token == "ref-tok-secret"
+    m.fail(exchange, 3600, ServerError(500, "x"))
+    texts = [repr(m), pprint.pformat(m), repr(exchange), repr(m.last_failure)]
+    texts.append(pprint.pformat(m.lease))
+    for text in texts:
+        assert "tok-secret" not in text
+    with pytest.raises(TypeError):
+        vars(m)  # slotted: nothing to dump

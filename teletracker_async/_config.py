@@ -1,0 +1,73 @@
+"""Every default and tunable of the SDK, in one place.
+
+Two constants with one name are a bug: import from here, never restate a value.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import httpx
+
+__all__ = [
+    "BACKOFF_BASE",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_REFRESH_MARGIN",
+    "DEFAULT_TIMEOUT",
+    "DUE_MARGIN",
+    "IDEMPOTENT_METHODS",
+    "MAX_BACKOFF",
+    "MAX_RETRY_AFTER",
+    "RENEWAL_BACKOFF",
+    "RETRY_STATUSES",
+    "WAIT_RECHECK",
+    "user_agent",
+]
+
+# -- where -------------------------------------------------------------------------
+#: The public API root.
+DEFAULT_BASE_URL = "https://api.teletracker.net"
+
+# -- the session's timeline (see ``_session``) ----------------------------------------
+#: Seconds before expiry at which one request may refresh early (capped at lifetime/2).
+DEFAULT_REFRESH_MARGIN = 300.0
+#: The hard deadline sits this many seconds before expiry (less for short lifetimes).
+DUE_MARGIN = 5.0
+#: Pause after a failed renewal while the token is still valid (jittered +-20 %).
+RENEWAL_BACKOFF = 30.0
+#: A coroutine waiting for a renewal run by another event loop checks this often
+#: that the loop running it is still alive (a loop torn down mid-exchange).
+WAIT_RECHECK = 0.5
+
+# -- the client -----------------------------------------------------------------------
+#: Connect fast or fail; give reports a minute; never fail a coroutine merely because
+#: it queued behind thousands of others for a pooled connection.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=None)
+#: One host, many coroutines: a bounded pool queues them instead of opening
+#: thousands of sockets (which the server would meet with 429s).
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0
+)
+#: Retries after the first try.
+DEFAULT_MAX_RETRIES = 2
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Full-jitter exponential backoff: uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**n)).
+BACKOFF_BASE = 0.5
+MAX_BACKOFF = 8.0
+#: A Retry-After longer than this is not slept through: the error is raised with it
+#: (``RateLimitError.retry_after`` keeps the server's value, uncapped).
+MAX_RETRY_AFTER = 60.0
+
+
+@functools.cache
+def user_agent() -> str:
+    """``teletracker-async/<version>``, read from package metadata on first use."""
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return f"teletracker-async/{version('teletracker-async')}"
+    except PackageNotFoundError:  # pragma: no cover - only from a bare checkout
+        return "teletracker-async"

@@ -1,0 +1,206 @@
+"""One session shared by every coroutine, event loop and thread of a process.
+
+:class:`SessionCore` wraps the pure :class:`~teletracker_async._session.SessionMachine`
+with what a process needs around it, and nothing about HTTP:
+
+- a ``threading.Lock`` around each decision and outcome, never held across an await,
+  so that the renewal decision and the spending of a refresh token are atomic across
+  threads;
+- per flight, one ``anyio.Event`` per waiting event loop: every coroutine of a loop
+  waits on its loop's event, and the flight's end sets them all at once, from any
+  thread (``call_soon_threadsafe`` for asyncio, ``TrioToken.run_sync_soon`` for
+  trio), so no loop is ever blocked and no lock is handed along one waiter at a time;
+- a check that the loop running a flight is still alive, for waiters in other loops
+  (a loop torn down mid-exchange must not hold everyone else forever);
+- an ``os.register_at_fork`` hook: a forked child drops the inherited session and
+  locks, and logs in itself, instead of sharing its parent's refresh token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.lowlevel
+
+from teletracker_async._config import WAIT_RECHECK
+from teletracker_async._session import (
+    Event,
+    Exchange,
+    Lease,
+    SessionMachine,
+    Start,
+    Step,
+)
+
+if TYPE_CHECKING:
+    from teletracker_async._converter import TokenAnswer
+    from teletracker_async._exceptions import TeletrackerError
+
+__all__ = ["SessionCore"]
+
+_CORES: weakref.WeakSet[SessionCore] = weakref.WeakSet()
+
+
+def _current_loop() -> object | None:
+    """The running event loop (asyncio) or trio token, or None outside one."""
+    try:
+        return anyio.lowlevel.current_token().native_token
+    except Exception:  # noqa: BLE001 - sniffio's error type varies; no loop is no loop
+        return None
+
+
+def _call_soon(loop: object, callback: Callable[[], object]) -> bool:
+    """Run *callback* in *loop*'s thread soon; False when the loop has ended."""
+    try:
+        if isinstance(loop, asyncio.AbstractEventLoop):
+            loop.call_soon_threadsafe(callback)
+        else:
+            loop.run_sync_soon(callback)  # type: ignore[attr-defined]  # TrioToken
+    except RuntimeError:  # asyncio: loop closed; trio: RunFinishedError
+        return False
+    return True
+
+
+def _noop() -> None:
+    pass
+
+
+def _alive(loop: object | None) -> bool:
+    if loop is None:
+        return False
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        return not loop.is_closed()
+    return _call_soon(loop, _noop)
+
+
+class SessionCore:
+    """The session state of one set of credentials, safe across loops and threads.
+
+    Args:
+        machine: The renewal policy.
+        clock: The auth's monotonic clock.
+    """
+
+    def __init__(self, machine: SessionMachine, clock: Callable[[], float]) -> None:
+        self.machine = machine
+        self._clock = clock
+        self._mutex = threading.Lock()
+        #: flight number -> {event loop -> the event its waiters wait on}
+        self._waiters: dict[int, dict[object, anyio.Event]] = {}
+        #: flight number -> the event loop running it
+        self._owners: dict[int, object | None] = {}
+        _CORES.add(self)
+
+    def __repr__(self) -> str:
+        return f"SessionCore({self.machine!r})"
+
+    @property
+    def lease(self) -> Lease | None:
+        return self.machine.lease
+
+    def busy(self) -> bool:
+        """Whether a renewal is in flight or anyone waits for one (for tests)."""
+        with self._mutex:
+            return self.machine.flight is not None or bool(self._waiters)
+
+    def plan(self, event: Event, waited: int | None = None) -> Step:
+        """Ask the machine what to do, atomically with respect to every thread."""
+        with self._mutex:
+            step = self.machine.plan(self._clock(), event, waited)
+            if isinstance(step, Start):
+                self._owners[step.exchange.number] = _current_loop()
+        return step
+
+    async def wait(self, flight: int) -> None:
+        """Wait, without blocking the event loop, until *flight* has settled."""
+        loop = _current_loop()
+        with self._mutex:
+            current = self.machine.flight
+            if current is None or current.number != flight:
+                return
+            loops = self._waiters.setdefault(flight, {})
+            event = loops.get(loop)
+            if event is None:
+                event = loops[loop] = anyio.Event()
+            owner = self._owners.get(flight)
+        if owner is loop:
+            await event.wait()  # our own loop runs it: it cannot vanish under us
+            return
+        while not event.is_set():
+            with anyio.move_on_after(WAIT_RECHECK):
+                await event.wait()
+            if not event.is_set() and not _alive(owner):
+                self._abandon(flight)
+
+    def _abandon(self, flight: int) -> None:
+        with self._mutex:
+            current = self.machine.flight
+            if current is None or current.number != flight:
+                return
+        self.abort(current)
+
+    # -- outcomes ---------------------------------------------------------------------
+
+    def settle(self, exchange: Exchange, answer: TokenAnswer) -> Lease:
+        with self._mutex:
+            lease = self.machine.settle(exchange, answer, self._clock())
+            woken = self._land(exchange)
+        self._wake(woken)
+        return lease
+
+    def relogin(self, exchange: Exchange) -> None:
+        with self._mutex:
+            self.machine.relogin(exchange)
+
+    def fail(self, exchange: Exchange, error: TeletrackerError) -> Lease | None:
+        with self._mutex:
+            lease = self.machine.fail(exchange, self._clock(), error)
+            woken = self._land(exchange)
+        self._wake(woken)
+        return lease
+
+    def abort(self, exchange: Exchange) -> None:
+        """End *exchange* with an unknown outcome, unless it has settled already."""
+        with self._mutex:
+            self.machine.abort(exchange, self._clock())
+            woken = self._land(exchange)
+        self._wake(woken)
+
+    def suspect(self, generation: int) -> None:
+        with self._mutex:
+            self.machine.suspect_generation(generation)
+
+    def _land(self, exchange: Exchange) -> dict[object, anyio.Event]:
+        self._owners.pop(exchange.number, None)
+        return self._waiters.pop(exchange.number, {})
+
+    @staticmethod
+    def _wake(woken: dict[object, anyio.Event]) -> None:
+        if not woken:
+            return
+        here = _current_loop()
+        for loop, event in woken.items():
+            if loop is here:
+                event.set()
+            else:
+                _call_soon(loop, event.set)  # a loop that ended has no waiters left
+
+    def _after_fork(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters = {}
+        self._owners = {}
+        self.machine.forget()
+
+
+def _forget_in_child() -> None:
+    for core in list(_CORES):
+        core._after_fork()  # noqa: SLF001 - the module's own hook
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
