@@ -684,7 +684,7 @@ async def test_basic_auth_sends_header_and_account(fake: FakeTeletracker) -> Non
     assert PASSWORD not in repr(auth)
     assert repr(auth) == (
         "TeletrackerBasicAuth(username='ada', account_id=1, "
-        f"base_url={BASE_URL!r})"
+        "base_url='https://api.teletracker.net')"
     )
     assert auth.username == USERNAME
 
