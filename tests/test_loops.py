@@ -1,11 +1,16 @@
-"""One TeletrackerAuth across successive event loops, asyncio's and trio's."""
+"""One TeletrackerAuth across event loops: successive ones, and several at once in
+threads (asyncio's and trio's mixed)."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
+from collections.abc import Awaitable, Callable
 
 import anyio
 import httpx
+import pytest
 import trio
 
 from teletracker_async import TeletrackerAuth
@@ -71,4 +76,88 @@ def test_renewal_owned_by_a_dead_loop_does_not_block_the_next() -> None:
     assert asyncio.run(use()) == 200
     assert trio.run(use) == 200
     assert fake.stats.logins == 1
+    assert not auth._core.busy()
+
+
+# -- several event loops at once, in several threads ---------------------------------
+
+LIFETIME = 3600
+PAST_EXPIRY = LIFETIME  # from a fresh token: past the hard deadline
+INTO_EARLY_WINDOW = LIFETIME - 100  # from a fresh token: inside the early window
+
+
+def run_loop(kind: str, main: Callable[[], Awaitable[None]]) -> None:
+    if kind == "asyncio":
+        asyncio.run(main())
+    else:
+        trio.run(main)
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        pytest.param(("asyncio", "asyncio", "asyncio"), id="asyncio+asyncio+asyncio"),
+        pytest.param(("asyncio", "trio"), id="asyncio+trio"),
+        pytest.param(("trio", "trio", "asyncio", "trio"), id="trio+trio+asyncio+trio"),
+    ],
+)
+def test_one_session_across_event_loops_in_threads(kinds: tuple[str, ...]) -> None:
+    """Loops in several threads share one auth: across many expiries (past the hard
+    deadline and in the early window, with a slow refresh so that loops wait on each
+    other's renewal) there is one login, exactly one refresh per expiry, no refresh
+    token presented twice, and every request succeeds."""
+    rounds, per_loop = 12, 60
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
+    failures: list[BaseException] = []
+    codes: list[int] = []
+    shifts = [PAST_EXPIRY if r % 2 else INTO_EARLY_WINDOW for r in range(rounds)]
+
+    def next_round() -> None:  # run by the last thread to reach the barrier
+        clock.advance(shifts.pop(0))
+        fake.delay_next("refresh", 0.05)
+
+    barrier = threading.Barrier(len(kinds), action=next_round, timeout=60)
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads as often as CPython can
+    try:
+        with fake.serving() as url:
+            auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url, clock=clock)
+
+            def worker(kind: str) -> None:
+                async def main() -> None:
+                    async with httpx.AsyncClient(auth=auth, base_url=url) as client:
+                        await client.post("/echo", content=b"first")  # log in
+                        for _ in range(rounds):
+                            await anyio.to_thread.run_sync(barrier.wait)
+                            async with anyio.create_task_group() as tg:
+                                for _ in range(per_loop):
+                                    tg.start_soon(one, client)
+
+                async def one(client: httpx.AsyncClient) -> None:
+                    response = await client.post("/echo", content=b"x")
+                    codes.append(response.status_code)
+
+                try:
+                    run_loop(kind, main)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    failures.append(exc)
+                    barrier.abort()
+
+            threads = [threading.Thread(target=worker, args=(k,)) for k in kinds]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert not failures, failures
+    assert codes == [200] * (rounds * per_loop * len(kinds))
+    stats = fake.stats
+    assert stats.logins == 1
+    assert stats.refreshes == rounds  # one renewal per expiry, across every loop
+    assert stats.reuse_attempts == 0  # no refresh token presented twice
+    assert stats.failed_refreshes == 0
+    assert stats.premature_refreshes == 0
+    assert stats.max_concurrent_refreshes == 1
     assert not auth._core.busy()
