@@ -4,8 +4,10 @@ threads (asyncio's and trio's mixed)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
+import warnings
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -161,3 +163,59 @@ def test_one_session_across_event_loops_in_threads(kinds: tuple[str, ...]) -> No
     assert stats.premature_refreshes == 0
     assert stats.max_concurrent_refreshes == 1
     assert not auth._core.busy()
+
+
+# -- forks -------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_children_log_in_themselves() -> None:
+    """A session obtained before os.fork is dropped in each child (asyncio and trio):
+    every child logs in and refreshes its own session, the parent keeps its own, and
+    no refresh token is ever presented twice across the processes."""
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
+    kinds = ["asyncio", "trio", "asyncio"]
+    with fake.serving() as url:  # one server, in this process, for every process
+        auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url, clock=clock)
+
+        async def request() -> None:
+            async with httpx.AsyncClient(auth=auth, base_url=url) as client:
+                response = await client.post("/echo", content=b"x")
+                assert response.status_code == 200
+
+        asyncio.run(request())
+        parent_session = auth.session
+        assert parent_session is not None
+        children = []
+        for kind in kinds:
+            with warnings.catch_warnings():  # 3.12+ warns about fork with threads
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child's lines are not measured
+                code = 1
+                try:
+                    if auth.session is None:  # the inherited session is gone
+                        run_loop(kind, request)  # its own login
+                        first = auth.session
+                        clock.advance(LIFETIME)  # only the child's copy of the clock
+                        run_loop(kind, request)  # its own refresh
+                        second = auth.session
+                        assert first is not None
+                        assert second is not None
+                        tokens = {first.token, second.token, parent_session.token}
+                        code = 0 if len(tokens) == 3 else 2
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        for pid in children:
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+        assert auth.session is parent_session  # the parent's is untouched
+        clock.advance(LIFETIME)
+        asyncio.run(request())  # the parent refreshes its own session
+    stats = fake.stats
+    assert stats.logins == 1 + len(kinds)
+    assert stats.refreshes == len(kinds) + 1
+    assert stats.reuse_attempts == 0
+    assert stats.failed_refreshes == 0
