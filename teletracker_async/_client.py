@@ -388,28 +388,33 @@ class TeletrackerClient:
     ) -> Any:
         """The body of a successful answer, or raise the error it stands for.
 
-        Errors are built by :meth:`_refusal`, which redacts them: this frame, which
-        raises, never holds an unredacted body.
+        The answer is read by :meth:`_outcome`: this frame, which raises, holds no
+        body, so an error reporter capturing frame locals finds no echoed secret.
         """
+        result = self._outcome(method, path, response, auth_endpoint)
+        if isinstance(result, TeletrackerError):
+            raise result
+        return result
+
+    def _outcome(
+        self, method: str, path: str, response: httpx.Response, auth_endpoint: bool
+    ) -> Any:
         what = f"{method} {path}"
         status = response.status_code
-        if response.is_success:
-            try:
-                body = decode_json(
-                    response.content, what=f"answer to {what}", status_code=status
-                )
-                envelope = structure(
-                    body, Envelope, what=f"answer to {what}", status_code=status
-                )
-            except ResponseFormatError as exc:
-                error: TeletrackerError = detached(exc)
-            else:
-                if envelope.success:
-                    return body
-                error = self._refusal(response, what, auth_endpoint, by_status=False)
-        else:
-            error = self._refusal(response, what, auth_endpoint, by_status=True)
-        raise error
+        if not response.is_success:
+            return self._refusal(response, what, auth_endpoint, by_status=True)
+        try:
+            body = decode_json(
+                response.content, what=f"answer to {what}", status_code=status
+            )
+            envelope = structure(
+                body, Envelope, what=f"answer to {what}", status_code=status
+            )
+        except ResponseFormatError as exc:
+            return detached(exc)
+        if not envelope.success:
+            return self._refusal(response, what, auth_endpoint, by_status=False)
+        return body
 
     def _refusal(
         self,
@@ -472,7 +477,17 @@ class TeletrackerClient:
         path = "/reports/call-data"
         request = self._http.build_request("GET", path, params=params)
         response = await self._send(request, idempotent=None)
-        body = self._read("GET", path, response)
+        result = self._records(path, response)
+        if isinstance(result, TeletrackerError):
+            raise result
+        return result
+
+    def _records(
+        self, path: str, response: httpx.Response
+    ) -> list[dict[str, Any]] | TeletrackerError:
+        body = self._outcome("GET", path, response, auth_endpoint=False)
+        if isinstance(body, TeletrackerError):
+            return body
         try:
             answer = structure(
                 body,
@@ -481,10 +496,8 @@ class TeletrackerClient:
                 status_code=response.status_code,
             )
         except ResponseFormatError as exc:
-            error = detached(exc)
-        else:
-            return answer.data
-        raise error
+            return detached(exc)
+        return answer.data
 
     async def iter_call_data(
         self,

@@ -403,7 +403,11 @@ async def test_a_refusal_never_stops_a_later_renewal(clock: FakeClock) -> None:
     ) as client:
         forbidden = await client.get(
             "/reports/call-data",
-            params={"start_date": "2026-01-01", "end_date": "2026-01-01", "account_id": 9},
+            params={
+                "start_date": "2026-01-01",
+                "end_date": "2026-01-01",
+                "account_id": 9,
+            },
         )
         assert forbidden.status_code == 403
         fake.revoke_sessions()  # a server restart or an admin logout

@@ -142,7 +142,7 @@ def test_one_session_across_event_loops_in_threads(kinds: tuple[str, ...]) -> No
 
                 try:
                     run_loop(kind, main)
-                except BaseException as exc:  # noqa: BLE001 - reported below
+                except BaseException as exc:
                     failures.append(exc)
                     barrier.abort()
 

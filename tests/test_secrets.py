@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+import pprint
+import traceback
+from collections.abc import Awaitable
 
 import pytest
 
 from teletracker_async import (
+    APIConnectionError,
+    APIError,
     AuthenticationError,
+    BadRequestError,
     ResponseFormatError,
     ServerError,
     TeletrackerAuth,
+    TeletrackerClient,
     TeletrackerError,
 )
 from teletracker_async.testing import FakeTeletracker
@@ -141,3 +148,129 @@ async def test_httpx_logs_show_no_secret(
     assert response.status_code == 404
     assert "auth/login" in caplog.text
     assert_clean(caplog.text, issued_secrets(env.fake))
+
+
+# -- nothing reachable shows a secret ------------------------------------------------
+
+
+def sdk_objects(*roots: object) -> list[object]:
+    """Every object of this SDK reachable from *roots* through attributes, slots and
+    containers (the way a debugger, ``pprint(vars(...))`` or a crash dump walks)."""
+    found: list[object] = []
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+            continue
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+            continue
+        if not type(obj).__module__.startswith("teletracker_async"):
+            continue
+        found.append(obj)
+        if hasattr(obj, "__dict__"):
+            stack.extend(vars(obj).values())
+        slots = [s for c in type(obj).__mro__ for s in getattr(c, "__slots__", ())]
+        stack.extend(  # everything but a Secret's own value
+            getattr(obj, s) for s in slots if s != "_value" and hasattr(obj, s)
+        )
+    return found
+
+
+def shown(obj: object) -> list[str]:
+    texts = [repr(obj), str(obj), pprint.pformat(obj)]
+    if hasattr(obj, "__dict__"):
+        texts.append(pprint.pformat(vars(obj)))
+    return texts
+
+
+async def test_no_sdk_object_shows_a_secret(env: Env) -> None:
+    """repr, str, pprint and vars() of every SDK object reachable from the auth and
+    the client, internal ones included, show no password and no token, even with a
+    stored failure whose server echoed them."""
+    await env.call_data()
+    session = env.auth.session
+    assert session is not None
+    env.clock.advance(3600)
+    env.fake.fail_next(
+        "refresh",
+        500,
+        body={"message": f"cannot use {session.refresh_token} / {session.token}"},
+    )
+    with pytest.raises(ServerError):
+        await env.call_data()
+    assert env.auth._core.machine.last_failure is not None  # kept for its waiters
+    async with TeletrackerClient(
+        USERNAME, PASSWORD, base_url=BASE_URL, transport=env.fake.transport()
+    ) as client:
+        await client.call_data("2026-01-01", "2026-01-01")
+        objects = sdk_objects(env.auth, client)
+    kinds = {type(o).__name__ for o in objects}
+    assert {"TeletrackerAuth", "SessionCore", "SessionMachine", "Lease"} <= kinds
+    assert {"Failure", "ServerError", "AuthSession", "Secret"} <= kinds
+    secrets = issued_secrets(env.fake)
+    for obj in objects:
+        for text in shown(obj):
+            assert_clean(text, secrets)
+
+
+def captured(error: BaseException) -> str:
+    """What an error reporter that captures frame locals (Sentry's default) sees."""
+    report = traceback.TracebackException.from_exception(error, capture_locals=True)
+    return "".join(report.format())
+
+
+async def test_no_secret_in_captured_frame_locals(env: Env) -> None:
+    """Login, refresh and data failures, through a plain httpx client and through
+    TeletrackerClient, and verify_credentials: the tracebacks' frame locals (and
+    their chained exceptions') hold no password and no token."""
+    errors: list[BaseException] = []
+
+    async def expect(kind: type[BaseException], call: Awaitable[object]) -> None:
+        with pytest.raises(kind) as info:
+            await call
+        errors.append(info.value)
+
+    env.fake.fail_next("login", 401, body={"message": f"bad password {PASSWORD}"})
+    await expect(AuthenticationError, env.call_data())
+    env.fake.garble_next("login", b'{"success": true, "token": "tok-LEAK-2"}')
+    await expect(ResponseFormatError, env.call_data())
+    await env.call_data()
+    session = env.auth.session
+    assert session is not None
+    env.clock.advance(3600)
+    env.fake.fail_next("refresh", 500, body={"message": f"no: {session.refresh_token}"})
+    await expect(ServerError, env.call_data())
+    async with TeletrackerClient(
+        auth=env.auth, transport=env.fake.transport(), max_retries=0
+    ) as client:
+        await client.session()
+        token = env.auth.session.token if env.auth.session else ""
+        env.fake.fail_next("data", 400, body={"message": f"bad token {token}"})
+        await expect(BadRequestError, client.call_data("2026-01-01", "2026-01-01"))
+        env.fake.fail_next(
+            "data", 200, body={"success": False, "message": f"token {token}"}
+        )
+        await expect(APIError, client.call_data("2026-01-01", "2026-01-01"))
+        env.fake.fail_next(
+            "login", 200, body={"success": False, "message": f"pw {PASSWORD}"}
+        )
+        await expect(APIError, client.verify_credentials())
+        env.fake.fail_next("login", 403, body={"message": f"pw {PASSWORD}"})
+        await expect(AuthenticationError, client.verify_credentials())
+        env.clock.advance(3600)
+        env.fake.revoke_sessions()
+        env.fake.drop_next("login")  # the refresh is refused, the login is lost
+        await expect(APIConnectionError, client.request_json("POST", "/echo"))
+    secrets = issued_secrets(env.fake) | {"tok-LEAK-2"}
+    for error in errors:
+        text = captured(error)
+        assert "<redacted>" in text or "bad fields" in text or "no answer" in text
+        assert_clean(text, secrets)
+        for line in str(error).splitlines():
+            assert_clean(line, secrets)
