@@ -10,7 +10,6 @@ that send the exchanges themselves, like ``TeletrackerClient``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
@@ -62,6 +61,14 @@ def _is_replayable(request: httpx.Request) -> bool:
     # Bodies built from bytes, str, form data or JSON (and streams already read
     # into memory) are ByteStreams; generators and open files are not.
     return isinstance(request.stream, httpx.ByteStream)
+
+
+def _undecodable(response: httpx.Response, what: str) -> ResponseFormatError:
+    return ResponseFormatError(
+        f"The {what} (HTTP {response.status_code}) could not be decoded "
+        f"(Content-Encoding {response.headers.get('content-encoding')!r}).",
+        status_code=response.status_code,
+    )
 
 
 class TeletrackerAuth(Credentials, httpx.Auth):
@@ -185,8 +192,13 @@ class TeletrackerAuth(Credentials, httpx.Auth):
             # Free the refused answer's connection before waiting for the renewal:
             # the renewal may need that very connection (pool exhausted by refused
             # requests all waiting = deadlock). Its body is a few bytes.
-            with contextlib.suppress(httpx.DecodingError):  # freed all the same
+            try:
                 await response.aread()
+            except httpx.DecodingError:
+                # Neither we nor httpx (which reads it before a retry) can read it:
+                # raise what it is, and let the next request renew first.
+                self._core.suspect(lease.generation)
+                raise _undecodable(response, "refusal") from None
             event = Refused(lease.generation, lease.account_id)
 
     # -- for callers that send the exchanges themselves -----------------------------
@@ -296,11 +308,7 @@ class TeletrackerAuth(Credentials, httpx.Auth):
         try:
             await response.aread()
         except httpx.DecodingError:
-            error: TeletrackerError = ResponseFormatError(
-                f"The {what} answer (HTTP {status}) could not be decoded "
-                f"(Content-Encoding {response.headers.get('content-encoding')!r}).",
-                status_code=status,
-            )
+            error: TeletrackerError = _undecodable(response, f"{what} answer")
         else:
             if exchange.kind is Renewal.REFRESH and status in (400, 401, 403):
                 logger.info(

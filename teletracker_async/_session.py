@@ -290,7 +290,8 @@ class SessionMachine:
             return Share(failure)
         if self.flight is not None:
             return Wait(self.flight.number)
-        return Start(self._start(now, self._account(), forced=True))
+        forced = isinstance(event, Refused)  # else a valid token may still serve
+        return Start(self._start(now, self._account(), forced=forced))
 
     def _after_refusal(self, now: float, event: Refused) -> Step | None:
         """A newer token to retry with, a refusal to give back, or None: renew."""

@@ -30,7 +30,7 @@ from teletracker_async import (
     TeletrackerBasicAuth,
     TeletrackerClient,
 )
-from teletracker_async.testing import FakeClock, FakeTeletracker
+from teletracker_async.testing import Endpoint, FakeClock, FakeTeletracker
 
 from .conftest import BASE_URL, PASSWORD, USERNAME
 
@@ -127,6 +127,30 @@ async def test_credentials_build_a_bearer_auth(fake: FakeTeletracker) -> None:
             {"username": "u", "password": "p", "base_url": "nope"},
             ValueError,
             "base_url",
+        ),
+        (
+            {"username": "u", "password": "p", "base_url": "https://a.test "},
+            ValueError,
+            "base_url must not start or end with white space",
+        ),
+        (
+            {
+                "username": "u",
+                "password": "p",
+                "limits": httpx.Limits(max_connections=0),
+            },
+            ValueError,
+            "limits.max_connections must be at least 1",
+        ),
+        (
+            {"username": "u", "password": "p", "limits": {"max_connections": 3}},
+            TypeError,
+            "limits must be an httpx.Limits",
+        ),
+        (
+            {"username": "u", "password": "p", "sleep": 0.5},
+            TypeError,
+            "sleep must be a coroutine function",
         ),
     ],
 )
@@ -735,3 +759,128 @@ async def test_integrator_without_account_id_is_refused_by_the_fake(
     assert response.status_code == 400
     assert response.json()["missing"] == ["account_id"]
     assert garbled.status_code == 401
+
+
+# -- answers that cannot be read ---------------------------------------------------------
+
+
+class BadGzip(httpx.AsyncBaseTransport):
+    """Answers the next request to *path* with a body that says gzip and is not."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, path: str) -> None:
+        self.inner = inner
+        self.path = path
+        self.armed = True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.armed and request.url.path == self.path:
+            self.armed = False
+            return httpx.Response(
+                200,
+                headers={
+                    "Content-Encoding": "gzip",
+                    "Content-Type": "application/json",
+                },
+                content=b"this is not gzip",
+            )
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/auth/refresh", "/reports/call-data"])
+async def test_undecodable_bodies_are_response_format_errors(
+    clock: FakeClock, fake: FakeTeletracker, path: str
+) -> None:
+    """A body whose Content-Encoding lies raises ResponseFormatError on login,
+    refresh, data calls and report pulls, never httpx.DecodingError or a group."""
+    transport = BadGzip(fake.transport(), path)
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    async with TeletrackerClient(auth=auth, transport=transport) as client:
+
+        async def arm() -> None:
+            transport.armed = True
+            if path == "/auth/refresh":  # a fresh session, then its refresh is due
+                await client.session()
+                clock.advance(3600)
+
+        await arm()
+        with pytest.raises(ResponseFormatError, match="could not be decoded"):
+            await client.call_data("2026-01-01", "2026-01-01")
+        await arm()
+        with pytest.raises(ResponseFormatError, match="could not be decoded"):
+            async for _ in client.iter_call_data("2026-01-01", "2026-01-03"):
+                pass
+        assert await client.call_data("2026-01-01", "2026-01-01")  # and then it works
+
+
+# httpx's aread leaves its inner async generators unclosed when decoding fails
+# mid-stream; trio reports them when they are collected. httpx's, not ours.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_undecodable_refusal_comes_back_and_the_next_request_renews(
+    clock: FakeClock, fake: FakeTeletracker
+) -> None:
+    """A 401 whose body cannot be decoded cannot be retried (httpx reads it again):
+    it comes back as a ResponseFormatError, and the next request renews first."""
+
+    class BadGzip401(httpx.AsyncBaseTransport):
+        armed = False
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if self.armed and request.url.path == "/echo":
+                self.armed = False
+                return httpx.Response(
+                    401,
+                    headers={"Content-Encoding": "gzip"},
+                    stream=httpx.ByteStream(b"this is not gzip"),
+                )
+            return await fake.transport().handle_async_request(request)
+
+    transport = BadGzip401()
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    async with TeletrackerClient(auth=auth, transport=transport) as client:
+        await client.request_json("POST", "/echo")
+        transport.armed = True
+        with pytest.raises(ResponseFormatError, match="could not be decoded"):
+            await client.request_json("POST", "/echo")
+        assert fake.stats.refreshes == 0
+        await client.request_json("POST", "/echo")
+    assert fake.stats.refreshes == 1
+    assert fake.stats.reuse_attempts == 0
+
+
+@pytest.mark.parametrize("endpoint", ["login", "data"])
+async def test_hostile_json_is_a_response_format_error(
+    client: TeletrackerClient, fake: FakeTeletracker, endpoint: Endpoint
+) -> None:
+    """100 000 nested brackets raise ResponseFormatError, not RecursionError."""
+    if endpoint == "data":
+        await client.session()
+    fake.garble_next(endpoint, b"[" * 100_000)
+    with pytest.raises(ResponseFormatError, match="nested too deeply"):
+        await client.call_data("2026-01-01", "2026-01-01")
+    fake.garble_next(endpoint, b"[" * 100_000, status=500)
+    with pytest.raises(ServerError):
+        await client.call_data("2026-01-01", "2026-01-01")
+
+
+async def test_post_is_retried_when_the_refresh_in_front_was_lost(
+    clock: FakeClock, fake: FakeTeletracker
+) -> None:
+    """A transport failure on the refresh in front of a POST means the POST never
+    left: it is retried (with a login, as the lost refresh token counts as spent)."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    async with TeletrackerClient(
+        auth=auth, transport=fake.transport(), sleep=sleep
+    ) as client:
+        await client.session()
+        clock.advance(3600)
+        fake.drop_next("refresh")
+        body = await client.request_json("POST", "/echo", data={"n": "1"})
+    assert body["data"] == "n=1"
+    assert len(sleeps) == 1
+    assert (fake.stats.logins, fake.stats.injected_faults) == (2, 1)
+    assert fake.stats.reuse_attempts == 0

@@ -81,7 +81,7 @@ def test_no_session_means_one_login_and_everyone_else_waits() -> None:
     assert (exchange.kind, exchange.account_id, exchange.forced) == (
         Renewal.LOGIN,
         4,
-        True,
+        False,  # no token to fall back on anyway
     )
     assert m.plan(0, NEED) == Wait(exchange.number)
     assert m.plan(0, Switch(5)) == Wait(exchange.number)
