@@ -7,11 +7,8 @@ coroutines: one login, one refresh per expiry, and no request lost to an expired
 from __future__ import annotations
 
 from teletracker_async._auth import TeletrackerAuth
-from teletracker_async._client import (
-    DEFAULT_LIMITS,
-    DEFAULT_TIMEOUT,
-    TeletrackerClient,
-)
+from teletracker_async._client import TeletrackerClient
+from teletracker_async._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 from teletracker_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -19,6 +16,7 @@ from teletracker_async._exceptions import (
     AuthenticationError,
     BadRequestError,
     NotFoundError,
+    OriginMismatchError,
     PermissionDeniedError,
     RateLimitError,
     ResponseFormatError,
@@ -39,6 +37,7 @@ __all__ = [
     "BadRequestError",
     "IntegratorAuth",
     "NotFoundError",
+    "OriginMismatchError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseFormatError",

@@ -13,9 +13,12 @@ import pytest
 
 from teletracker_async import (
     AuthenticationError,
+    IntegratorAuth,
+    OriginMismatchError,
     ResponseFormatError,
     ServerError,
     TeletrackerAuth,
+    TeletrackerBasicAuth,
 )
 from teletracker_async.testing import FakeClock, FakeGate, FakeTeletracker
 
@@ -742,3 +745,77 @@ def test_sync_client_gets_a_clear_error(auth: TeletrackerAuth) -> None:
         pytest.raises(TypeError, match="AsyncClient"),
     ):
         c.get(f"{BASE_URL}/echo", auth=auth)
+
+
+# -- the token goes only where it belongs ------------------------------------------------
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Records what would have left the process, and answers 200."""
+
+    def __init__(self) -> None:
+        self.sent: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        return httpx.Response(200, json={"success": True})
+
+
+async def test_auth_refuses_an_origin_it_was_not_made_for() -> None:
+    """An auth left on the default base URL, used by a client for 127.0.0.1, raises
+    before anything is sent: the password never goes to the public API, and the
+    message names both origins and the fix."""
+    recorder = Recorder()
+    auth = TeletrackerAuth(USERNAME, PASSWORD)
+    async with httpx.AsyncClient(
+        base_url="http://127.0.0.1:8000", auth=auth, transport=recorder
+    ) as client:
+        with pytest.raises(OriginMismatchError) as info:
+            await client.get("/reports/call-data")
+    assert recorder.sent == []
+    message = str(info.value)
+    assert "http://127.0.0.1:8000" in message
+    assert "https://api.teletracker.net" in message
+    assert "base_url='http://127.0.0.1:8000'" in message
+    assert PASSWORD not in message
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.test/reports/call-data",  # another host
+        "http://api.teletracker.test/echo",  # another scheme
+        "https://api.teletracker.test:8443/echo",  # another port
+    ],
+)
+async def test_no_token_for_another_origin_even_with_a_session(
+    env: Env, url: str
+) -> None:
+    """Once a session exists, a request to another origin through the same client
+    still gets no bearer token: it is refused before it is sent."""
+    await env.call_data()
+    with pytest.raises(OriginMismatchError):
+        await env.client.post(url, content=b"x")
+    response = await env.client.post(f"{BASE_URL}:443/echo", content=b"x")
+    assert response.status_code == 200  # the default port is the same origin
+
+
+@pytest.mark.parametrize("scheme", [TeletrackerBasicAuth, IntegratorAuth])
+async def test_header_schemes_refuse_other_origins(
+    scheme: type[TeletrackerBasicAuth | IntegratorAuth],
+) -> None:
+    """Basic and Integrator send their password-bearing header to base_url only."""
+    recorder = Recorder()
+    auth = scheme(USERNAME, PASSWORD, account_id=1, base_url=BASE_URL)
+    async with httpx.AsyncClient(auth=auth, transport=recorder) as client:
+        await client.get(f"{BASE_URL}/echo")
+        with pytest.raises(OriginMismatchError):
+            await client.get("https://elsewhere.test/echo")
+    assert [str(r.url.host) for r in recorder.sent] == ["api.teletracker.test"]
+
+
+def test_base_url_with_white_space_is_refused() -> None:
+    """' https://…' would become a host with %20 in it: refused, naming base_url."""
+    with pytest.raises(ValueError, match="base_url must not start or end with white"):
+        TeletrackerAuth(USERNAME, PASSWORD, base_url="https://api.teletracker.net ")
