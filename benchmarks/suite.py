@@ -13,7 +13,7 @@ import tracemalloc
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.to_thread
@@ -274,7 +274,10 @@ async def _peer(
         async with _peer_client(name, url, margin) as client:
 
             def job() -> Awaitable[httpx.Response]:
-                return client.get("/reports/call-data", params=DAY)
+                return cast(
+                    "Awaitable[httpx.Response]",
+                    client.get("/reports/call-data", params=DAY),
+                )
 
             await job()  # logs in
             result["cost_ratio"] = await _peer_cost(client, url, cost_requests)
@@ -293,9 +296,9 @@ async def _peer(
             # expiry is in whole seconds, has decided to refresh by then as well.
             await anyio.sleep(max(0.0, _remaining(fake) - 0.65 * margin))
             fake.delay_next("refresh", 0.5)
-            before = fake.stats.refreshes
+            refreshes = fake.stats.refreshes
             early = await _batch(coroutines, job)
-            result["early_refreshes"] = fake.stats.refreshes - before
+            result["early_refreshes"] = fake.stats.refreshes - refreshes
             result["early_failed"] = control.failed + early.failed
             result["early_stall_ms"] = early.median_ms() - control.median_ms()
     result["reuse_attempts"] = fake.stats.reuse_attempts
@@ -327,7 +330,7 @@ class _peer_client:  # noqa: N801 - used as a context manager factory
         if self.name == "authlib":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # it warns that httpx is deprecated
-                from authlib.integrations.httpx_client import (  # noqa: PLC0415
+                from authlib.integrations.httpx_client import (  # type: ignore[import-untyped]  # noqa: PLC0415
                     AsyncOAuth2Client,
                 )
             oauth = AsyncOAuth2Client(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Literal
 from urllib.parse import parse_qs
 
 import anyio
@@ -327,7 +328,7 @@ async def test_refused_refresh_leads_to_one_login(env: Env) -> None:
 
 @pytest.mark.parametrize("expired_status", [401, 403])
 async def test_rejected_token_renews_once_and_retries(
-    clock: FakeClock, expired_status: int
+    clock: FakeClock, expired_status: Literal[401, 403]
 ) -> None:
     """Tokens the server expired early: one shared renewal, every request retried."""
     fake = FakeTeletracker(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime
+from typing import Literal
 
 import httpx
 import pytest
@@ -134,7 +135,7 @@ async def test_refresh_rotates_and_reuse_revokes(
 
 @pytest.mark.parametrize("expired_status", [401, 403])
 async def test_expired_token_status_is_configurable(
-    clock: FakeClock, expired_status: int
+    clock: FakeClock, expired_status: Literal[401, 403]
 ) -> None:
     """Expired bearer tokens get 401 or 403, as configured."""
     fake = FakeTeletracker(

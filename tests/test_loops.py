@@ -8,7 +8,8 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 import httpx
@@ -88,7 +89,7 @@ PAST_EXPIRY = LIFETIME  # from a fresh token: past the hard deadline
 INTO_EARLY_WINDOW = LIFETIME - 100  # from a fresh token: inside the early window
 
 
-def run_loop(kind: str, main: Callable[[], Awaitable[None]]) -> None:
+def run_loop(kind: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     if kind == "asyncio":
         asyncio.run(main())
     else:
@@ -195,16 +196,17 @@ def test_forked_children_log_in_themselves() -> None:
             if pid == 0:  # pragma: no cover - the child's lines are not measured
                 code = 1
                 try:
-                    if auth.session is None:  # the inherited session is gone
-                        run_loop(kind, request)  # its own login
-                        first = auth.session
-                        clock.advance(LIFETIME)  # only the child's copy of the clock
-                        run_loop(kind, request)  # its own refresh
-                        second = auth.session
-                        assert first is not None
-                        assert second is not None
-                        tokens = {first.token, second.token, parent_session.token}
-                        code = 0 if len(tokens) == 3 else 2
+                    inherited = auth.session  # must be gone
+                    run_loop(kind, request)  # its own login
+                    first = auth.session
+                    clock.advance(LIFETIME)  # only the child's copy of the clock
+                    run_loop(kind, request)  # its own refresh
+                    second = auth.session
+                    assert inherited is None
+                    assert first is not None
+                    assert second is not None
+                    tokens = {first.token, second.token, parent_session.token}
+                    code = 0 if len(tokens) == 3 else 2
                 finally:
                     os._exit(code)
             children.append(pid)
