@@ -29,6 +29,7 @@ RESULTS = Path(__file__).parent / "results"
 
 FULL: dict[str, dict[str, Any]] = {
     "per_request": {"requests": 5000, "rounds": 5},
+    "threads": {"coroutines": 250, "expiries": 10},
     "expiry_storm": {"coroutines": 10_000, "rounds": 3},
     "early_window": {"coroutines": 10_000},
     "loopback": {"requests": 3000, "concurrency": 200, "rounds": 3},
@@ -37,6 +38,7 @@ FULL: dict[str, dict[str, Any]] = {
 }
 QUICK: dict[str, dict[str, Any]] = {
     "per_request": {"requests": 500, "rounds": 3},
+    "threads": {"coroutines": 50, "expiries": 4},
     "expiry_storm": {"coroutines": 1000, "rounds": 2},
     "early_window": {"coroutines": 1000},
     "loopback": {"requests": 400, "concurrency": 50, "rounds": 2},
@@ -57,6 +59,8 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
         results["early_window"],
     )
     lo, mem, peers = results["loopback"], results["memory"], results["peers"]
+    th = results["threads"]
+    th_label = f"{len(th['loops'].split('+'))} threads x {th['coroutines']} coroutines, own loops ({th['loops']}), {th['expiries']} expiries"
     lines = [
         f"Machine: {machine}. Reproduce: `{command}`.",
         "",
@@ -64,6 +68,9 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
         "|---|---:|---:|---|",
         f"| 1. per-request cost, 1 coroutine (vs static header) | {w1['c1']['ratio']:.3f} | ≤ 1.02 | {_check(w1['c1']['ratio'] <= 1.02)} |",
         f"| 1. per-request cost, 100 coroutines | {w1['c100']['ratio']:.3f} | ≤ 1.02 | {_check(w1['c100']['ratio'] <= 1.02)} |",
+        f"| 1b. {th_label}: refreshes per expiry (min to max) | {th['refreshes_per_expiry_min']} to {th['refreshes_per_expiry_max']} | 1 | {_check(th['refreshes_per_expiry_min'] == th['refreshes_per_expiry_max'] == 1)} |",
+        f"| 1b. same: logins / refresh tokens reused / failed requests | {th['logins']} / {th['reuse_attempts']} / {th['failed']} | 1 / 0 / 0 | {_check((th['logins'], th['reuse_attempts'], th['failed']) == (1, 0, 0))} |",
+        f"| 1b. same: median seconds per expiry round | {th['round_s']:.2f} | | |",
         f"| 2. expiry storm, {w2['coroutines']} coroutines: refreshes | {w2['refreshes_per_storm']} | 1 | {_check(w2['refreshes_per_storm'] == 1)} |",
         f"| 2. expiry storm: failed requests | {w2['failed']} | 0 | {_check(w2['failed'] == 0)} |",
         f"| 2. expiry storm: wall time vs fresh token | {w2['ratio']:.3f} | ≤ 1.2 | {_check(w2['ratio'] <= 1.2)} |",
@@ -93,6 +100,7 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
 async def _run(sizes: dict[str, dict[str, Any]], progress: Progress) -> dict[str, Any]:
     workloads: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
         "per_request": suite.per_request,
+        "threads": suite.threads,
         "expiry_storm": suite.expiry_storm,
         "early_window": suite.early_window,
         "loopback": suite.loopback,

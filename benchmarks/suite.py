@@ -35,6 +35,7 @@ __all__ = [
     "memory",
     "peers",
     "per_request",
+    "threads",
 ]
 
 
@@ -88,6 +89,114 @@ async def _batch(n: int, job: Callable[[], Awaitable[httpx.Response]]) -> Batch:
 async def per_request(requests: int = 5000, rounds: int = 5) -> dict[str, Any]:
     """TeletrackerAuth vs a static header on MockTransport, at 1 and 100 coroutines."""
     return {f"c{c}": await per_request_cost(requests, rounds, c) for c in (1, 100)}
+
+
+# -- 1b. several event loops in several threads ----------------------------------------
+
+
+async def threads(
+    loops: tuple[str, ...] = ("asyncio", "trio", "asyncio", "trio"),
+    coroutines: int = 250,
+    expiries: int = 10,
+    refresh_s: float = 0.05,
+) -> dict[str, Any]:
+    """One TeletrackerAuth shared by *loops* event loops, each in its own thread with
+    *coroutines* coroutines, across *expiries* expiries (alternately past the hard
+    deadline and inside the early window), with a refresh that takes *refresh_s*
+    so that loops wait on each other. The fake is served on loopback."""
+    return await anyio.to_thread.run_sync(
+        _threads, loops, coroutines, expiries, refresh_s
+    )
+
+
+@dataclass
+class _Threads:
+    """What the threads of the ``threads`` workload share."""
+
+    url: str
+    auth: TeletrackerAuth
+    barrier: Any  # threading.Barrier
+    coroutines: int
+    expiries: int
+    refreshes: list[int]
+    codes: list[int]
+    errors: list[BaseException]
+
+    def run(self, kind: str) -> None:
+        import asyncio  # noqa: PLC0415
+
+        import trio  # noqa: PLC0415
+
+        try:
+            if kind == "asyncio":
+                asyncio.run(self.main())
+            else:
+                trio.run(self.main)
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.barrier.abort()
+
+    async def main(self) -> None:
+        limits = httpx.Limits(max_connections=self.coroutines)
+        async with httpx.AsyncClient(
+            auth=self.auth, base_url=self.url, limits=limits, timeout=60
+        ) as client:
+            await client.post("/echo", content=b"x")
+            while True:
+                await anyio.to_thread.run_sync(self.barrier.wait)
+                if len(self.refreshes) == self.expiries:
+                    return
+                async with anyio.create_task_group() as tg:
+                    for _ in range(self.coroutines):
+                        tg.start_soon(self.one, client)
+
+    async def one(self, client: httpx.AsyncClient) -> None:
+        self.codes.append((await client.post("/echo", content=b"x")).status_code)
+
+
+def _threads(
+    loops: tuple[str, ...], coroutines: int, expiries: int, refresh_s: float
+) -> dict[str, Any]:
+    import threading  # noqa: PLC0415
+
+    clock = FakeClock()
+    lifetime = 3600.0
+    fake = FakeTeletracker(users={USER: PASSWORD}, clock=clock, records_per_day=0)
+    shifts = [lifetime if n % 2 else lifetime - 100 for n in range(expiries)]
+    refreshes: list[int] = []
+    seconds: list[float] = []
+    marks: dict[str, float] = {}
+
+    def next_round() -> None:  # the last thread to arrive moves the clock
+        if "start" in marks:
+            seconds.append(time.perf_counter() - marks["start"])
+            refreshes.append(fake.stats.refreshes - int(marks["refreshes"]))
+        if shifts:
+            clock.advance(shifts.pop(0))
+            fake.delay_next("refresh", refresh_s)
+        marks["start"] = time.perf_counter()
+        marks["refreshes"] = fake.stats.refreshes
+
+    barrier = threading.Barrier(len(loops), action=next_round, timeout=120)
+    with fake.serving() as url:
+        auth = TeletrackerAuth(USER, PASSWORD, base_url=url, clock=clock)
+        shared = _Threads(url, auth, barrier, coroutines, expiries, refreshes, [], [])
+        workers = [threading.Thread(target=shared.run, args=(k,)) for k in loops]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+    return {
+        "loops": "+".join(loops),
+        "coroutines": coroutines,
+        "expiries": expiries,
+        "logins": fake.stats.logins,
+        "refreshes_per_expiry_max": max(refreshes, default=0),
+        "refreshes_per_expiry_min": min(refreshes, default=0),
+        "reuse_attempts": fake.stats.reuse_attempts,
+        "failed": sum(code != 200 for code in shared.codes) + len(shared.errors),
+        "round_s": statistics.median(seconds) if seconds else 0.0,
+    }
 
 
 # -- 2. expiry storm and early window -------------------------------------------------

@@ -24,6 +24,13 @@ async def test_suite_workloads_run_at_tiny_size() -> None:
     early = await suite.early_window(coroutines=50, refresh_s=0.01)
     assert early["refreshes"] == 1
     assert early["delayed"] <= 1  # at most the refresher itself
+    threads = await suite.threads(coroutines=5, expiries=2, refresh_s=0.0)
+    assert threads["refreshes_per_expiry_max"] == 1
+    assert (threads["logins"], threads["reuse_attempts"], threads["failed"]) == (
+        1,
+        0,
+        0,
+    )
     mem = await suite.memory(requests=200, refreshes=2)
     assert mem["refreshes"] == 2
     assert set(mem) >= {"growth_sdk_kib", "growth_total_kib", "peak_rss_growth_kib"}
@@ -44,6 +51,17 @@ def test_loopback_and_peers_run_at_tiny_size() -> None:
     assert peers["teletracker_async"]["storm_failed"] == 0
     results = {
         "per_request": {"c1": {"ratio": 1.0}, "c100": {"ratio": 1.0}},
+        "threads": {
+            "loops": "asyncio+trio",
+            "coroutines": 1,
+            "expiries": 1,
+            "logins": 1,
+            "refreshes_per_expiry_min": 1,
+            "refreshes_per_expiry_max": 1,
+            "reuse_attempts": 0,
+            "failed": 0,
+            "round_s": 0.1,
+        },
         "expiry_storm": {
             "coroutines": 1,
             "refreshes_per_storm": 1,
