@@ -112,9 +112,10 @@ class TeletrackerAuth(Credentials, httpx.Auth):
         if not callable(clock):
             raise TypeError("clock must be a callable returning seconds as a float")
         self._clock = clock
-        self._core = SessionCore(
-            SessionMachine(refresh_margin=margin, account_id=self._account_id), clock
+        self._machine = SessionMachine(
+            refresh_margin=margin, account_id=self._account_id
         )
+        self._core = SessionCore(self._machine, clock)
         self._refresh_url = f"{self._base_url}/auth/refresh"
 
     def __repr__(self) -> str:
@@ -164,8 +165,10 @@ class TeletrackerAuth(Credentials, httpx.Auth):
             OriginMismatchError: *request* is for another origin than ``base_url``.
             TeletrackerError: The login or refresh it needed failed.
         """
-        self.check_origin(request.url)
-        lease = self._core.lease
+        url = request.url  # ~0.3 us a request: the price of never leaking a token
+        if (url.scheme, url.host, url.port) != self._origin:
+            self.check_origin(url)  # raises, naming both origins
+        lease = self._machine.lease
         event: Event = NEED
         while True:
             # The fast path: one clock read, one comparison, no lock, no await.
@@ -355,11 +358,4 @@ class TeletrackerAuth(Credentials, httpx.Auth):
             response.headers,
             what=what,
             auth_endpoint=True,
-        )
-
-    def is_exchange(self, request: httpx.Request) -> bool:
-        """Whether *request* is one of this auth's login or refresh requests."""
-        return request.method == "POST" and str(request.url) in (
-            self._refresh_url,
-            f"{self._base_url}/auth/login",
         )
