@@ -1,11 +1,16 @@
-"""``TeletrackerAuth``: the httpx glue around the shared session.
+"""``TeletrackerAuth``: the HTTP glue around the shared session.
 
 Every decision is the state machine's (``_session``); the process-wide sharing is
 ``_core``'s. This module only checks where a request goes, asks the core what to do,
 yields the login/refresh requests, reads their answers and reports them back. There
-is one exchange loop, :meth:`TeletrackerAuth._renew`, pumped by the auth flow (for
-``httpx.AsyncClient``) and by :meth:`TeletrackerAuth.ensure_session` (for callers
-that send the exchanges themselves, like ``TeletrackerClient``).
+is one exchange loop, :meth:`BearerFlow._renew`, pumped by the auth flow (for an
+``AsyncClient``) and by :meth:`BearerFlow.ensure_session` (for callers that send the
+exchanges themselves, like ``TeletrackerClient``).
+
+The flow is written once, in :class:`BearerFlow`, against a
+:class:`~teletracker_async._stack.Stack`; ``TeletrackerAuth`` here is its httpx
+adapter, and ``teletracker_async.httpx2.TeletrackerAuth`` its httpx2 adapter. They
+differ only in the module whose types they use.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -46,24 +52,22 @@ from teletracker_async._session import (
     Use,
     Wait,
 )
+from teletracker_async._stack import HTTPX
 
-__all__ = ["Sender", "TeletrackerAuth"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["BearerFlow", "Sender", "TeletrackerAuth"]
 
 logger = logging.getLogger("teletracker_async")
 
 _REJECTED = (401, 403)
 
 #: Sends one request without auth and returns its answer (body may be unread).
-Sender = Callable[[httpx.Request], Awaitable[httpx.Response]]
+Sender = Callable[[Any], Awaitable[Any]]
 
 
-def _is_replayable(request: httpx.Request) -> bool:
-    # Bodies built from bytes, str, form data or JSON (and streams already read
-    # into memory) are ByteStreams; generators and open files are not.
-    return isinstance(request.stream, httpx.ByteStream)
-
-
-def _undecodable(response: httpx.Response, what: str) -> ResponseFormatError:
+def _undecodable(response: Any, what: str) -> ResponseFormatError:
     return ResponseFormatError(
         f"The {what} (HTTP {response.status_code}) could not be decoded "
         f"(Content-Encoding {response.headers.get('content-encoding')!r}).",
@@ -71,31 +75,12 @@ def _undecodable(response: httpx.Response, what: str) -> ResponseFormatError:
     )
 
 
-class TeletrackerAuth(Credentials, httpx.Auth):
-    """An ``httpx.Auth`` that keeps one Teletracker bearer session for all coroutines.
+class BearerFlow(Credentials):
+    """The bearer session flow, for any stack; see :class:`TeletrackerAuth`.
 
-    Use one instance per set of credentials, shared by every request of an
-    ``httpx.AsyncClient`` (or several clients, in any number of event loops and
-    threads). It logs in on first use, refreshes early in the background of one
-    request, renews when a token is refused, and never sends a refresh token twice.
-
-    Args:
-        username: The Teletracker user name.
-        password: The password; kept private, never shown in repr, logs or errors.
-        account_id: The account to open sessions for, when the user has several.
-        base_url: The API root; its ``/auth/login`` and ``/auth/refresh`` are used,
-            and no credential is sent to any other origin.
-        refresh_margin: Seconds before expiry at which one request refreshes early
-            (at most half the token's lifetime).
-        clock: A monotonic clock in seconds; inject a fake one in tests.
-
-    Raises:
-        TypeError: An argument has the wrong type.
-        ValueError: An argument has a bad value (empty, negative, not a URL).
+    Requests and answers are the stack's (``httpx`` or ``httpx2``): typed ``Any`` here
+    so that one implementation serves both.
     """
-
-    requires_request_body = False
-    requires_response_body = False
 
     def __init__(
         self,
@@ -118,11 +103,32 @@ class TeletrackerAuth(Credentials, httpx.Auth):
         self._core = SessionCore(self._machine, clock)
         self._refresh_url = f"{self._base_url}/auth/refresh"
 
+    @classmethod
+    def sharing(cls, other: BearerFlow) -> Self:
+        """An auth of this class's stack that shares *other*'s session.
+
+        ``teletracker_async.httpx2.TeletrackerAuth.sharing(auth)`` lets an httpx2
+        client and an httpx client use one session: one login, one refresh per
+        expiry between them (and the other way round).
+        """
+        if not isinstance(other, BearerFlow):
+            raise TypeError(
+                f"sharing() takes a TeletrackerAuth, not {type(other).__name__}"
+            )
+        new = cls.__new__(cls)
+        new.__dict__.update(other.__dict__)  # the same credentials, core and clock
+        return new
+
     def __repr__(self) -> str:
         return (
-            f"TeletrackerAuth(username={self._username!r}, "
+            f"{type(self).__name__}(username={self._username!r}, "
             f"account_id={self.account_id!r}, base_url={self._base_url!r})"
         )
+
+    @property
+    def stack(self) -> str:
+        """The HTTP stack this auth works with: ``"httpx"`` or ``"httpx2"``."""
+        return self._stack.name
 
     @property
     def account_id(self) -> int | None:
@@ -147,18 +153,17 @@ class TeletrackerAuth(Credentials, httpx.Auth):
 
     def sync_auth_flow(
         self,
-        request: httpx.Request,  # noqa: ARG002 - httpx's signature
-    ) -> Generator[httpx.Request, httpx.Response, None]:
+        request: Any,  # noqa: ARG002 - httpx's signature
+    ) -> Generator[Any, Any, None]:
         """Refuse: waiting for a shared renewal needs an event loop."""
+        name = self._stack.name
         raise TypeError(
-            "TeletrackerAuth works with httpx.AsyncClient only: use "
-            "`async with httpx.AsyncClient(auth=auth) as client: ...` "
+            f"TeletrackerAuth works with {name}.AsyncClient only: use "
+            f"`async with {name}.AsyncClient(auth=auth) as client: ...` "
             "(or teletracker_async.TeletrackerClient)."
         )
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         """Send *request* with a valid bearer token, renewing it when needed.
 
         Raises:
@@ -176,7 +181,7 @@ class TeletrackerAuth(Credentials, httpx.Auth):
                 renewal = self._renew(event)
                 try:
                     item = await renewal.asend(None)
-                    while isinstance(item, httpx.Request):
+                    while isinstance(item, self._stack.Request):
                         item = await renewal.asend((yield item))
                 finally:
                     await renewal.aclose()
@@ -187,7 +192,9 @@ class TeletrackerAuth(Credentials, httpx.Auth):
             response = yield request
             if response.status_code not in _REJECTED or event is not NEED:
                 return  # a refusal a fresh token did not cure ends this request
-            if not _is_replayable(request):
+            # Bodies built from bytes, str, form data or JSON (and streams read into
+            # memory) are ByteStreams; generators and open files are not.
+            if not isinstance(request.stream, self._stack.ByteStream):
                 # httpx hands back the last answer, so renewing here would return
                 # the login answer: the next request renews first instead.
                 self._core.suspect(lease.generation)
@@ -197,7 +204,7 @@ class TeletrackerAuth(Credentials, httpx.Auth):
             # requests all waiting = deadlock). Its body is a few bytes.
             try:
                 await response.aread()
-            except httpx.DecodingError:
+            except self._stack.DecodingError:
                 # Neither we nor httpx (which reads it before a retry) can read it:
                 # raise what it is, and let the next request renew first.
                 self._core.suspect(lease.generation)
@@ -240,7 +247,7 @@ class TeletrackerAuth(Credentials, httpx.Auth):
         renewal = self._renew(event)
         try:
             item = await renewal.asend(None)
-            while isinstance(item, httpx.Request):
+            while isinstance(item, self._stack.Request):
                 response = await send(item)
                 try:
                     item = await renewal.asend(response)
@@ -248,15 +255,11 @@ class TeletrackerAuth(Credentials, httpx.Auth):
                     await response.aclose()
         finally:
             await renewal.aclose()
-        if item is None:  # pragma: no cover - only a Refused event gives back
-            raise AssertionError(event)
-        return item
+        return cast("Lease", item)  # only a Refused event gives back None
 
     # -- the exchange loop ------------------------------------------------------------
 
-    async def _renew(
-        self, event: Event
-    ) -> AsyncGenerator[httpx.Request | Lease | None, httpx.Response | None]:
+    async def _renew(self, event: Event) -> AsyncGenerator[Any, Any]:
         """Yield exchange requests (send each, send back its answer), then the lease
         to use, or None when a refusal must go back to its caller."""
         core = self._core
@@ -289,9 +292,9 @@ class TeletrackerAuth(Credentials, httpx.Auth):
             yield lease
             return
 
-    def _exchange_request(self, exchange: Exchange) -> httpx.Request:
+    def _exchange_request(self, exchange: Exchange) -> Any:
         if exchange.kind is Renewal.REFRESH:
-            return httpx.Request(
+            return self._stack.Request(
                 "POST",
                 self._refresh_url,
                 data={"refresh_token": exchange.refresh_token},
@@ -299,9 +302,7 @@ class TeletrackerAuth(Credentials, httpx.Auth):
             )
         return self.login_request(exchange.account_id)
 
-    async def _on_answer(
-        self, exchange: Exchange, response: httpx.Response
-    ) -> Lease | None:
+    async def _on_answer(self, exchange: Exchange, response: Any) -> Lease | None:
         """Read a login/refresh answer: the lease to use, None to go on with a login,
         or the (redacted) error raised."""
         what = (
@@ -310,7 +311,7 @@ class TeletrackerAuth(Credentials, httpx.Auth):
         status = response.status_code
         try:
             await response.aread()
-        except httpx.DecodingError:
+        except self._stack.DecodingError:
             error: TeletrackerError = _undecodable(response, f"{what} answer")
         else:
             if exchange.kind is Renewal.REFRESH and status in (400, 401, 403):
@@ -348,9 +349,7 @@ class TeletrackerAuth(Credentials, httpx.Auth):
         )
         return valid
 
-    def _refusal(
-        self, status: int, response: httpx.Response, what: str
-    ) -> TeletrackerError:
+    def _refusal(self, status: int, response: Any, what: str) -> TeletrackerError:
         # Built here, not at the raise site: no frame that raises holds a secret.
         return error_for_status(
             status,
@@ -359,3 +358,32 @@ class TeletrackerAuth(Credentials, httpx.Auth):
             what=what,
             auth_endpoint=True,
         )
+
+
+class TeletrackerAuth(BearerFlow, httpx.Auth):
+    """An ``httpx.Auth`` that keeps one Teletracker bearer session for all coroutines.
+
+    Use one instance per set of credentials, shared by every request of an
+    ``httpx.AsyncClient`` (or several clients, in any number of event loops and
+    threads). It logs in on first use, refreshes early in the background of one
+    request, renews when a token is refused, and never sends a refresh token twice.
+    ``teletracker_async.httpx2.TeletrackerAuth`` is the same for httpx2.
+
+    Args:
+        username: The Teletracker user name.
+        password: The password; kept private, never shown in repr, logs or errors.
+        account_id: The account to open sessions for, when the user has several.
+        base_url: The API root; its ``/auth/login`` and ``/auth/refresh`` are used,
+            and no credential is sent to any other origin.
+        refresh_margin: Seconds before expiry at which one request refreshes early
+            (at most half the token's lifetime).
+        clock: A monotonic clock in seconds; inject a fake one in tests.
+
+    Raises:
+        TypeError: An argument has the wrong type.
+        ValueError: An argument has a bad value (empty, negative, not a URL).
+    """
+
+    _stack = HTTPX
+    requires_request_body = False
+    requires_response_body = False

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from teletracker_async._config import DEFAULT_BASE_URL, user_agent
 from teletracker_async._exceptions import OriginMismatchError
+from teletracker_async._stack import Stack
 
 __all__ = [
     "Credentials",
@@ -143,6 +144,8 @@ class Credentials:
     Shared by every auth scheme, so that secret handling lives in one place.
     """
 
+    #: The HTTP stack whose requests this scheme builds (set by each adapter).
+    _stack: ClassVar[Stack]
     _username: str
     _password: Secret
     _account_id: int | None
@@ -175,7 +178,7 @@ class Credentials:
         """The API root, without a trailing slash: credentials go nowhere else."""
         return self._base_url
 
-    def check_origin(self, url: httpx.URL) -> None:
+    def check_origin(self, url: Any) -> None:
         """Refuse to put credentials on a request for another origin.
 
         Raises:
@@ -199,9 +202,7 @@ class Credentials:
         """*body* without secret-looking keys nor any secret this auth holds."""
         return redact(body, self.secret_values())
 
-    def login_request(
-        self, account_id: int | None, *, auth_only: bool = False
-    ) -> httpx.Request:
+    def login_request(self, account_id: int | None, *, auth_only: bool = False) -> Any:
         """``POST /auth/login`` with the credentials (form-encoded).
 
         The password lives only in the request body: it never sits in a variable of a
@@ -212,7 +213,7 @@ class Credentials:
             form["account_id"] = str(account_id)
         if auth_only:
             form["auth_only"] = "1"
-        return httpx.Request(
+        return self._stack.Request(
             "POST", f"{self._base_url}/auth/login", data=form, headers=auth_headers()
         )
 

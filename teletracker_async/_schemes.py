@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Generator
+from typing import Any
 
 import httpx
 
 from teletracker_async._config import DEFAULT_BASE_URL
 from teletracker_async._credentials import Credentials, Secret, check_account_id
+from teletracker_async._stack import HTTPX
 
-__all__ = ["IntegratorAuth", "TeletrackerBasicAuth"]
+__all__ = [
+    "BasicScheme",
+    "IntegratorAuth",
+    "IntegratorScheme",
+    "TeletrackerBasicAuth",
+]
 
 
-class _HeaderAuth(Credentials, httpx.Auth):
-    """Sets one precomputed header and an ``account_id`` query parameter."""
+class _HeaderAuth(Credentials):
+    """Sets one precomputed header and an ``account_id`` query parameter.
+
+    Written once for every stack; each adapter adds its stack's ``Auth`` base."""
 
     _scheme = ""
 
@@ -31,9 +40,7 @@ class _HeaderAuth(Credentials, httpx.Auth):
             f"account_id={self._account_id!r}, base_url={self._base_url!r})"
         )
 
-    def auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         """Add the header, and ``account_id`` unless the request names one.
 
         Raises:
@@ -56,7 +63,7 @@ class _HeaderAuth(Credentials, httpx.Auth):
         self._account_id = check_account_id(account_id)
 
 
-class TeletrackerBasicAuth(_HeaderAuth):
+class BasicScheme(_HeaderAuth):
     """``Authorization: Basic`` on every request; no session, nothing to renew.
 
     Users who can reach several accounts should pass ``account_id``: the API
@@ -82,7 +89,7 @@ class TeletrackerBasicAuth(_HeaderAuth):
         super().__init__(username, password, account_id, base_url)
 
 
-class IntegratorAuth(_HeaderAuth):
+class IntegratorScheme(_HeaderAuth):
     """``Authorization: Integrator`` for partners who reach many accounts.
 
     ``account_id`` is required by the API on every request, so it is required here,
@@ -114,3 +121,13 @@ class IntegratorAuth(_HeaderAuth):
         if account_id is None:
             raise TypeError("IntegratorAuth needs an account_id")
         super().use_account(account_id)
+
+
+class TeletrackerBasicAuth(BasicScheme, httpx.Auth):
+    __doc__ = BasicScheme.__doc__
+    _stack = HTTPX
+
+
+class IntegratorAuth(IntegratorScheme, httpx.Auth):
+    __doc__ = IntegratorScheme.__doc__
+    _stack = HTTPX

@@ -1,0 +1,80 @@
+"""The HTTP stacks the SDK runs on: httpx, and httpx2 (the maintained fork) when present.
+
+The auth flow, the schemes and the client are written once against a :class:`Stack`:
+the module whose ``Auth``, ``Request``, ``ByteStream`` and error types they use. httpx2
+is imported only when something asks for it, so it costs nothing when absent.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from types import ModuleType
+from typing import Any
+
+import attrs
+import httpx
+
+__all__ = ["HTTPX", "Stack", "httpx2_stack", "stack_of"]
+
+
+@attrs.frozen
+class Stack:
+    """One HTTP stack: its module and the types the SDK needs from it."""
+
+    name: str
+    module: ModuleType = attrs.field(repr=False)
+    Request: Any = attrs.field(repr=False)
+    ByteStream: Any = attrs.field(repr=False)
+    DecodingError: type[Exception] = attrs.field(repr=False)
+    TransportError: type[Exception] = attrs.field(repr=False)
+    TimeoutException: type[Exception] = attrs.field(repr=False)
+    #: Transport failures where the request provably never left.
+    not_sent: tuple[type[Exception], ...] = attrs.field(repr=False)
+    #: Transport failures worth retrying for idempotent requests.
+    retryable: tuple[type[Exception], ...] = attrs.field(repr=False)
+
+    @classmethod
+    def of(cls, module: ModuleType) -> Stack:
+        return cls(
+            name=module.__name__,
+            module=module,
+            Request=module.Request,
+            ByteStream=module.ByteStream,
+            DecodingError=module.DecodingError,
+            TransportError=module.TransportError,
+            TimeoutException=module.TimeoutException,
+            not_sent=(module.ConnectError, module.ConnectTimeout, module.PoolTimeout),
+            retryable=(
+                module.NetworkError,
+                module.TimeoutException,
+                module.RemoteProtocolError,
+            ),
+        )
+
+
+HTTPX = Stack.of(httpx)
+
+
+@functools.cache
+def httpx2_stack() -> Stack:
+    """The httpx2 stack; raises ImportError with the extra to install when absent."""
+    try:
+        module = importlib.import_module("httpx2")
+    except ImportError as exc:
+        raise ImportError(
+            "httpx2 is not installed: pip install 'teletracker-async[httpx2]' "
+            "(httpx2 needs Python >= 3.11)"
+        ) from exc
+    return Stack.of(module)
+
+
+def stack_of(obj: object) -> Stack | None:
+    """The stack *obj* (a client, transport or auth) belongs to, or None."""
+    for klass in type(obj).__mro__:
+        top = klass.__module__.partition(".")[0]
+        if top == "httpx":
+            return HTTPX
+        if top == "httpx2":
+            return httpx2_stack()
+    return None
