@@ -31,6 +31,7 @@ from teletracker_async._converter import (
     structure,
 )
 from teletracker_async._credentials import (
+    Credentials,
     check_account_id,
     check_base_url,
     check_positive_int,
@@ -52,6 +53,7 @@ from teletracker_async._responses import (
     parse_retry_after,
 )
 from teletracker_async._schemes import IntegratorAuth, TeletrackerBasicAuth
+from teletracker_async._stack import HTTPX, Stack, stack_of
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -59,11 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "TeletrackerClient"]
 
 logger = logging.getLogger("teletracker_async")
-
-#: Transport failures where the request provably never left: safe to retry any method.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-#: Transport failures worth retrying for idempotent requests.
-_RETRYABLE = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
 
 AnyAuth = TeletrackerAuth | TeletrackerBasicAuth | IntegratorAuth
 DateLike = date | str
@@ -92,7 +89,9 @@ def _date_range(start: object, end: object) -> tuple[date, date]:
     return first, last
 
 
-def _no_answer(method: str, path: str, exc: httpx.TransportError) -> APIConnectionError:
+def _no_answer(
+    method: str, path: str, exc: Exception, stack: Stack
+) -> APIConnectionError:
     """The SDK's error for a transport failure; timeouts are APITimeoutError.
 
     Raise it ``from`` the transport error, detached first when that error came
@@ -100,7 +99,7 @@ def _no_answer(method: str, path: str, exc: httpx.TransportError) -> APIConnecti
     """
     kind = (
         APITimeoutError
-        if isinstance(exc, httpx.TimeoutException)
+        if isinstance(exc, stack.TimeoutException)
         else APIConnectionError
     )
     return kind(
@@ -109,11 +108,65 @@ def _no_answer(method: str, path: str, exc: httpx.TransportError) -> APIConnecti
     )
 
 
-def _failed_request(exc: httpx.RequestError) -> httpx.Request | None:
+def _failed_request(exc: Exception) -> object:
     try:
-        return exc.request
+        return getattr(exc, "request", None)
     except RuntimeError:  # raised without a request (a custom transport)
         return None
+
+
+def _bearer_classes(stack: Stack) -> tuple[type[Any], type[Any], type[Any]]:
+    """(TeletrackerAuth, TeletrackerBasicAuth, IntegratorAuth) of *stack*."""
+    if stack is HTTPX:
+        return TeletrackerAuth, TeletrackerBasicAuth, IntegratorAuth
+    from teletracker_async import httpx2 as adapters  # noqa: PLC0415 - optional
+
+    return (
+        adapters.TeletrackerAuth,
+        adapters.TeletrackerBasicAuth,
+        adapters.IntegratorAuth,
+    )
+
+
+def _pick_stack(http_client: object, transport: object, auth: object) -> Stack:
+    """The one stack *http_client*, *transport* and *auth* agree on (httpx if none)."""
+    named: list[tuple[str, Stack]] = []
+    for what, obj in (("http_client", http_client), ("transport", transport)):
+        if obj is None:
+            continue
+        stack = stack_of(obj)
+        if stack is None:
+            raise TypeError(
+                f"{what} must come from httpx or httpx2, "
+                f"not {type(obj).__module__}.{type(obj).__qualname__}"
+            )
+        named.append((what, stack))
+    if isinstance(auth, Credentials):
+        named.append(("auth", auth._stack))  # noqa: SLF001 - the SDK's own classes
+    stacks = {stack.name for _, stack in named}
+    if len(stacks) > 1:
+        said = ", ".join(f"{what} is for {stack.name}" for what, stack in named)
+        raise TypeError(
+            f"mixed HTTP stacks: {said}. Use one stack throughout: the classes of "
+            "teletracker_async work with httpx, those of teletracker_async.httpx2 "
+            "with httpx2."
+        )
+    return named[0][1] if named else HTTPX
+
+
+def _in_stack(stack: Stack, value: Any, kind: str) -> Any:
+    """*value* (an httpx Timeout or Limits, like the defaults) as *stack*'s type."""
+    if stack is HTTPX or not isinstance(value, (httpx.Timeout, httpx.Limits)):
+        return value
+    if isinstance(value, httpx.Timeout):
+        return stack.module.Timeout(
+            connect=value.connect, read=value.read, write=value.write, pool=value.pool
+        )
+    return getattr(stack.module, kind)(
+        max_connections=value.max_connections,
+        max_keepalive_connections=value.max_keepalive_connections,
+        keepalive_expiry=value.keepalive_expiry,
+    )
 
 
 def _check_options(max_retries: object, limits: object, sleep: object) -> None:
@@ -126,7 +179,7 @@ def _check_options(max_retries: object, limits: object, sleep: object) -> None:
             f"sleep must be a coroutine function like anyio.sleep, "
             f"not {type(sleep).__name__}"
         )
-    if not isinstance(limits, httpx.Limits):
+    if stack_of(limits) is None or not hasattr(limits, "max_connections"):
         raise TypeError(f"limits must be an httpx.Limits, not {type(limits).__name__}")
     if limits.max_connections is not None and limits.max_connections < 1:
         raise ValueError(
@@ -146,18 +199,26 @@ class TeletrackerClient:
         username: The Teletracker user name.
         password: The password.
         account_id: The account to work in (with credentials only).
-        auth: A ready auth object instead of credentials.
+        auth: A ready auth object instead of credentials (from
+            ``teletracker_async.httpx2`` for an httpx2 client or transport).
         base_url: The API root; defaults to the auth's, else the public API.
-        transport: An httpx transport (``FakeTeletracker().transport()`` in tests).
-        timeout: httpx timeouts; see :data:`DEFAULT_TIMEOUT`.
-        limits: httpx connection limits; see :data:`DEFAULT_LIMITS`.
+        http_client: Your own ``httpx.AsyncClient`` or ``httpx2.AsyncClient``, with
+            its proxies, TLS, event hooks and transport. The SDK adds its auth to each
+            request and never closes it: it is yours. Excludes ``transport``,
+            ``timeout``, ``limits`` and ``**httpx_options``.
+        transport: An httpx or httpx2 transport (``FakeTeletracker().transport()``
+            in tests); the client is of the same stack.
+        timeout: Timeouts; see :data:`DEFAULT_TIMEOUT`.
+        limits: Connection limits; see :data:`DEFAULT_LIMITS`.
         max_retries: Retries after the first try for 429/502/503/504 and transport
             failures; 0 turns retries off.
         sleep: The coroutine used to wait between retries (inject one in tests).
-        **httpx_options: Passed to ``httpx.AsyncClient`` (headers, proxy, verify...).
+        **httpx_options: Passed to the ``AsyncClient`` it builds (headers, proxy,
+            verify...).
 
     Raises:
-        TypeError, ValueError: Bad or conflicting arguments.
+        TypeError, ValueError: Bad or conflicting arguments, including objects from
+            two HTTP stacks (named in the message).
     """
 
     def __init__(
@@ -168,19 +229,22 @@ class TeletrackerClient:
         account_id: int | None = None,
         auth: AnyAuth | None = None,
         base_url: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: Any = None,
+        transport: Any = None,
         timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
         max_retries: int = DEFAULT_MAX_RETRIES,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         **httpx_options: Any,
     ) -> None:
+        stack = _pick_stack(http_client, transport, auth)
+        bearer, basic, integrator = _bearer_classes(stack)
         if auth is None:
             if username is None or password is None:
                 raise TypeError(
                     "TeletrackerClient needs username and password, or auth=..."
                 )
-            auth = TeletrackerAuth(
+            auth = bearer(
                 username,
                 password,
                 account_id=account_id,
@@ -190,9 +254,7 @@ class TeletrackerClient:
             raise TypeError(
                 "give either username/password/account_id or auth=..., not both"
             )
-        elif not isinstance(
-            auth, (TeletrackerAuth, TeletrackerBasicAuth, IntegratorAuth)
-        ):
+        elif not isinstance(auth, (bearer, basic, integrator)):
             raise TypeError(
                 "auth must be a TeletrackerAuth, TeletrackerBasicAuth or "
                 f"IntegratorAuth, not {type(auth).__name__}"
@@ -204,6 +266,8 @@ class TeletrackerClient:
             )
         base_url = auth.base_url
         _check_options(max_retries, limits, sleep)
+        self._stack = stack
+        self._base_url = base_url
         self._auth: AnyAuth = auth
         self._max_retries = max_retries
         self._sleep = sleep
@@ -214,24 +278,50 @@ class TeletrackerClient:
         # wait cannot make it arrive with an expired one.
         self._slots = (
             None
-            if limits.max_connections is None
+            if limits.max_connections is None or http_client is not None
             else anyio.Semaphore(limits.max_connections, fast_acquire=True)
         )
-        self._http = httpx.AsyncClient(
-            auth=auth,
-            base_url=base_url,
-            transport=transport,
-            timeout=timeout,
-            limits=limits,
-            **httpx_options,
-        )
+        self._owns_http = http_client is None
+        if http_client is None:
+            self._http = stack.module.AsyncClient(
+                auth=auth,
+                base_url=base_url,
+                transport=transport,
+                timeout=_in_stack(stack, timeout, "Timeout"),
+                limits=_in_stack(stack, limits, "Limits"),
+                **httpx_options,
+            )
+        else:
+            given = {
+                "transport": transport is not None,
+                "timeout": timeout is not DEFAULT_TIMEOUT,
+                "limits": limits is not DEFAULT_LIMITS,
+                **dict.fromkeys(httpx_options, True),
+            }
+            if any(given.values()):
+                raise TypeError(
+                    "http_client= brings its own settings: do not also pass "
+                    f"{', '.join(k for k, v in given.items() if v)}"
+                )
+            if not isinstance(http_client, stack.module.AsyncClient):
+                raise TypeError(
+                    f"http_client must be an {stack.name}.AsyncClient, "
+                    f"not {type(http_client).__name__}"
+                )
+            self._http = http_client
 
     def __repr__(self) -> str:
-        return f"TeletrackerClient(auth={self._auth!r}, base_url={str(self._http.base_url)!r})"
+        return (
+            f"TeletrackerClient(auth={self._auth!r}, base_url={self._base_url!r}, "
+            f"stack={self._stack.name!r})"
+        )
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        """The underlying ``httpx.AsyncClient`` (its auth is :attr:`auth`)."""
+    def http(self) -> Any:
+        """The underlying ``httpx.AsyncClient`` (or ``httpx2.AsyncClient``).
+
+        The client's own when it built one; yours when you passed ``http_client``.
+        """
         return self._http
 
     @property
@@ -240,7 +330,8 @@ class TeletrackerClient:
         return self._auth
 
     async def __aenter__(self) -> Self:
-        await self._http.__aenter__()
+        if self._owns_http:
+            await self._http.__aenter__()
         return self
 
     async def __aexit__(
@@ -249,13 +340,20 @@ class TeletrackerClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._http.__aexit__(exc_type, exc, tb)
+        if self._owns_http:
+            await self._http.__aexit__(exc_type, exc, tb)
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pool, unless it is an ``http_client`` you passed."""
+        if self._owns_http:
+            await self._http.aclose()
 
     # -- requests ---------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        # Absolute, so that a client you passed in, whatever its base_url, sends to
+        # the auth's origin (and the origin check names the path if it is not).
+        return f"{self._base_url}{path}" if path.startswith("/") else path
 
     def _wait(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds before retry number *attempt* + 1, or None to give up."""
@@ -265,9 +363,7 @@ class TeletrackerClient:
             return retry_after if retry_after <= MAX_RETRY_AFTER else None
         return self._rng.uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**attempt))
 
-    async def _request(
-        self, request: httpx.Request, *, authenticate: bool
-    ) -> httpx.Response:
+    async def _request(self, request: Any, *, authenticate: bool) -> Any:
         auth = self._auth if authenticate else None
         if self._slots is None:
             return await self._http.send(request, auth=auth)
@@ -276,34 +372,35 @@ class TeletrackerClient:
 
     async def _send(
         self,
-        request: httpx.Request,
+        request: Any,
         *,
         idempotent: bool | None,
         authenticate: bool = True,
-    ) -> httpx.Response:
+    ) -> Any:
         """Send with retries; return the last answer, or raise a transport error."""
         method = request.method
+        stack = self._stack
         may_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempt = 0
         while True:
             try:
                 response = await self._request(request, authenticate=authenticate)
-            except httpx.TransportError as exc:
+            except stack.TransportError as exc:
                 failed = _failed_request(exc)
                 in_front = failed is not None and failed is not request
                 retryable = (
                     in_front
-                    or isinstance(exc, _NOT_SENT)
-                    or (may_repeat and isinstance(exc, _RETRYABLE))
+                    or isinstance(exc, stack.not_sent)
+                    or (may_repeat and isinstance(exc, stack.retryable))
                 )
                 wait = self._wait(attempt, None) if retryable else None
                 if wait is None:
                     # The login/refresh in front holds the password or a refresh
                     # token in the frames of the HTTP stack: keep none of them.
                     cause = detached(exc) if in_front else exc
-                    raise _no_answer(method, request.url.path, exc) from cause
+                    raise _no_answer(method, request.url.path, exc, stack) from cause
                 reason = type(exc).__name__
-            except httpx.DecodingError as exc:
+            except stack.DecodingError as exc:
                 raise ResponseFormatError(
                     f"The answer to {method} {request.url.path} could not be decoded "
                     f"({exc}).",
@@ -373,7 +470,7 @@ class TeletrackerClient:
         """
         method = method.upper()
         request = self._http.build_request(
-            method, path, params=params, data=data, json=json
+            method, self._url(path), params=params, data=data, json=json
         )
         response = await self._send(request, idempotent=idempotent)
         return self._read(method, path, response)
@@ -382,7 +479,7 @@ class TeletrackerClient:
         self,
         method: str,
         path: str,
-        response: httpx.Response,
+        response: Any,
         *,
         auth_endpoint: bool = False,
     ) -> Any:
@@ -397,7 +494,7 @@ class TeletrackerClient:
         return result
 
     def _outcome(
-        self, method: str, path: str, response: httpx.Response, auth_endpoint: bool
+        self, method: str, path: str, response: Any, auth_endpoint: bool
     ) -> Any:
         what = f"{method} {path}"
         status = response.status_code
@@ -418,7 +515,7 @@ class TeletrackerClient:
 
     def _refusal(
         self,
-        response: httpx.Response,
+        response: Any,
         what: str,
         auth_endpoint: bool,
         *,
@@ -475,7 +572,7 @@ class TeletrackerClient:
         if account_id is not None:
             params["account_id"] = account_id
         path = "/reports/call-data"
-        request = self._http.build_request("GET", path, params=params)
+        request = self._http.build_request("GET", self._url(path), params=params)
         response = await self._send(request, idempotent=None)
         result = self._records(path, response)
         if isinstance(result, TeletrackerError):
@@ -483,7 +580,7 @@ class TeletrackerClient:
         return result
 
     def _records(
-        self, path: str, response: httpx.Response
+        self, path: str, response: Any
     ) -> list[dict[str, Any]] | TeletrackerError:
         body = self._outcome("GET", path, response, auth_endpoint=False)
         if isinstance(body, TeletrackerError):
@@ -566,11 +663,13 @@ class TeletrackerClient:
             )
         return self._auth
 
-    async def _send_raw(self, request: httpx.Request) -> httpx.Response:
+    async def _send_raw(self, request: Any) -> Any:
         try:
             return await self._http.send(request, auth=None, stream=True)
-        except httpx.TransportError as exc:
-            raise _no_answer(request.method, request.url.path, exc) from detached(exc)
+        except self._stack.TransportError as exc:
+            raise _no_answer(
+                request.method, request.url.path, exc, self._stack
+            ) from detached(exc)
 
     async def session(self) -> AuthSession:
         """A valid session now: logs in or refreshes as needed.
