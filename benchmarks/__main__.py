@@ -9,6 +9,7 @@ README quotes a full run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -33,6 +34,7 @@ FULL: dict[str, dict[str, Any]] = {
     "expiry_storm": {"coroutines": 10_000, "rounds": 3},
     "early_window": {"coroutines": 10_000},
     "loopback": {"requests": 3000, "concurrency": 200, "rounds": 3},
+    "loopback_httpx2": {"requests": 3000, "concurrency": 200, "rounds": 3},
     "peers": {"coroutines": 1000, "cost_requests": 300, "lifetime": 6.0},
     "memory": {"requests": 100_000, "refreshes": 100},
 }
@@ -42,6 +44,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "expiry_storm": {"coroutines": 1000, "rounds": 2},
     "early_window": {"coroutines": 1000},
     "loopback": {"requests": 400, "concurrency": 50, "rounds": 2},
+    "loopback_httpx2": {"requests": 400, "concurrency": 50, "rounds": 2},
     "peers": {"coroutines": 200, "cost_requests": 100, "lifetime": 6.0},
     "memory": {"requests": 10_000, "refreshes": 10},
 }
@@ -49,6 +52,27 @@ QUICK: dict[str, dict[str, Any]] = {
 
 def _check(ok: bool) -> str:
     return "met" if ok else "**missed**"
+
+
+def _httpx2_rows(results: dict[str, Any]) -> list[str]:
+    """The httpx2 side of workloads 1 and 3, when httpx2 was measured."""
+    w1, lo, lo2 = (
+        results["per_request"],
+        results["loopback"],
+        results.get("loopback_httpx2"),
+    )
+    if "httpx2_c1" not in w1 or lo2 is None:
+        return [
+            "| httpx2 | not installed (Python 3.10 or no extra): not measured | | |"
+        ]
+    return [
+        f"| 1. httpx2: per-request cost, 1 coroutine (vs static header on httpx2) | {w1['httpx2_c1']['ratio']:.3f} | ≤ 1.02 | {_check(w1['httpx2_c1']['ratio'] <= 1.02)} |",
+        f"| 1. httpx2: per-request cost, 100 coroutines | {w1['httpx2_c100']['ratio']:.3f} | ≤ 1.02 | {_check(w1['httpx2_c100']['ratio'] <= 1.02)} |",
+        f"| 1. µs per request, ours on httpx / on httpx2 (100 coroutines, MockTransport) | {w1['c100']['teletracker_us']:.1f} / {w1['httpx2_c100']['teletracker_us']:.1f} | | |",
+        f"| 3. httpx2 loopback: requests/s vs httpx2 + static header | {lo2['rps_ratio']:.3f} | ≥ 0.97 | {_check(lo2['rps_ratio'] >= 0.97)} |",
+        f"| 3. requests/s, ours on httpx / ours on httpx2 | {lo['sdk_rps']:.0f} / {lo2['sdk_rps']:.0f} | | |",
+        f"| 3. httpx2 loopback p50 / p99 ms (SDK) | {lo2['sdk_p50_ms']:.1f} / {lo2['sdk_p99_ms']:.1f} | | |",
+    ]
 
 
 def render(results: dict[str, Any], machine: str, command: str) -> str:
@@ -78,6 +102,7 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
         f"| 3. loopback, {lo['concurrency']} coroutines: requests/s vs httpx + static header | {lo['rps_ratio']:.3f} | ≥ 0.97 | {_check(lo['rps_ratio'] >= 0.97)} |",
         f"| 3. loopback p50 / p99 ms (SDK) | {lo['sdk_p50_ms']:.1f} / {lo['sdk_p99_ms']:.1f} | | |",
         f"| 3. loopback p50 / p99 ms (httpx) | {lo['httpx_p50_ms']:.1f} / {lo['httpx_p99_ms']:.1f} | | |",
+        *_httpx2_rows(results),
         f"| 5. memory growth, {mem['requests']} requests, {mem['refreshes']} refreshes (SDK) | {mem['growth_sdk_kib']:.1f} KiB | < 1024 KiB | {_check(mem['growth_sdk_kib'] < 1024)} |",
         f"| 5. memory growth, everything incl. the fake | {mem['growth_total_kib']:.1f} KiB | | |",
         f"| 5. peak RSS growth | {mem['peak_rss_growth_kib']} KiB | | |",
@@ -104,12 +129,15 @@ async def _run(sizes: dict[str, dict[str, Any]], progress: Progress) -> dict[str
         "expiry_storm": suite.expiry_storm,
         "early_window": suite.early_window,
         "loopback": suite.loopback,
+        "loopback_httpx2": functools.partial(suite.loopback, stack="httpx2"),
         "peers": suite.peers,
         "memory": suite.memory,
     }
     task = progress.add_task("benchmarks", total=len(workloads))
     results: dict[str, Any] = {}
     for name, workload in workloads.items():
+        if "httpx2" in name and not suite._has_httpx2():  # noqa: SLF001
+            continue
         progress.update(task, description=name)
         results[name] = await workload(**sizes[name])
         progress.advance(task)

@@ -1,7 +1,8 @@
 """Per-request cost of TeletrackerAuth on a valid session vs a static-header auth.
 
-Both run through the same httpx.AsyncClient over httpx.MockTransport, in alternating
-rounds so that machine noise hits both alike; the figure is the ratio of medians.
+Both run through the same AsyncClient over MockTransport, in alternating rounds so that
+machine noise hits both alike; the figure is the ratio of medians. ``stack="httpx2"``
+measures the httpx2 adapter against a static header on httpx2 the same way.
 
     uv run python -m benchmarks.bench_auth [--requests N] [--rounds R]
 """
@@ -9,10 +10,12 @@ rounds so that machine noise hits both alike; the figure is the ratio of medians
 from __future__ import annotations
 
 import argparse
+import importlib
 import platform
 import statistics
 import time
 from collections.abc import Generator
+from typing import Any
 
 import anyio
 import httpx
@@ -36,14 +39,29 @@ class StaticBearer(httpx.Auth):
         yield request
 
 
-def _ok(_: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json={"success": True, "data": []})
+def _static(stack: str, token: str) -> Any:
+    """A static-header auth of *stack* (httpx's is StaticBearer)."""
+    if stack == "httpx":
+        return StaticBearer(token)
+    module: Any = importlib.import_module(stack)
+
+    class Static(module.Auth):  # type: ignore[misc]
+        def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+
+    return Static()
 
 
-async def _round(auth: httpx.Auth, requests: int, concurrency: int) -> float:
+async def _round(auth: Any, requests: int, concurrency: int, stack: str) -> float:
     """Seconds per request for *requests* requests at *concurrency*."""
-    async with httpx.AsyncClient(
-        auth=auth, transport=httpx.MockTransport(_ok), base_url=BASE
+    module: Any = importlib.import_module(stack)
+
+    def ok(_: Any) -> Any:
+        return module.Response(200, json={"success": True, "data": []})
+
+    async with module.AsyncClient(
+        auth=auth, transport=module.MockTransport(ok), base_url=BASE
     ) as client:
         per_task = max(1, requests // concurrency)
 
@@ -58,25 +76,31 @@ async def _round(auth: httpx.Auth, requests: int, concurrency: int) -> float:
         return (time.perf_counter() - start) / (per_task * concurrency)
 
 
-async def _logged_in_auth() -> TeletrackerAuth:
+async def _logged_in_auth(stack: str) -> Any:
     fake = FakeTeletracker(users={"bench": "bench-pw"})
     auth = TeletrackerAuth("bench", "bench-pw", base_url=BASE)
     async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as client:
         await client.post(f"{BASE}/echo", content=b"warm")
-    return auth
+    if stack == "httpx":
+        return auth
+    from teletracker_async import httpx2 as adapters  # noqa: PLC0415
+
+    return adapters.TeletrackerAuth.sharing(auth)  # the same session, on httpx2
 
 
-async def measure(requests: int, rounds: int, concurrency: int) -> dict[str, float]:
-    """Median seconds per request for both auths, and their ratio."""
-    auth = await _logged_in_auth()
-    static = StaticBearer("static-token")
+async def measure(
+    requests: int, rounds: int, concurrency: int, stack: str = "httpx"
+) -> dict[str, float]:
+    """Median seconds per request for both auths on *stack*, and their ratio."""
+    auth = await _logged_in_auth(stack)
+    static = _static(stack, "static-token")
     ours: list[float] = []
     floor: list[float] = []
-    await _round(auth, requests // 10, concurrency)  # warm both paths
-    await _round(static, requests // 10, concurrency)
+    await _round(auth, requests // 10, concurrency, stack)  # warm both paths
+    await _round(static, requests // 10, concurrency, stack)
     for _ in range(rounds):
-        ours.append(await _round(auth, requests, concurrency))
-        floor.append(await _round(static, requests, concurrency))
+        ours.append(await _round(auth, requests, concurrency, stack))
+        floor.append(await _round(static, requests, concurrency, stack))
     ours_med, floor_med = statistics.median(ours), statistics.median(floor)
     return {
         "teletracker_us": ours_med * 1e6,

@@ -6,6 +6,7 @@ Each workload is a coroutine taking its sizes, so the smoke tests can run it tin
 from __future__ import annotations
 
 import gc
+import importlib
 import resource
 import statistics
 import time
@@ -19,7 +20,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from benchmarks.bench_auth import StaticBearer
+from benchmarks.bench_auth import _static
 from benchmarks.bench_auth import measure as per_request_cost
 from teletracker_async import TeletrackerAuth, TeletrackerClient
 from teletracker_async.testing import FakeClock, FakeTeletracker
@@ -87,8 +88,33 @@ async def _batch(n: int, job: Callable[[], Awaitable[httpx.Response]]) -> Batch:
 
 
 async def per_request(requests: int = 5000, rounds: int = 5) -> dict[str, Any]:
-    """TeletrackerAuth vs a static header on MockTransport, at 1 and 100 coroutines."""
-    return {f"c{c}": await per_request_cost(requests, rounds, c) for c in (1, 100)}
+    """TeletrackerAuth vs a static header on MockTransport, at 1 and 100 coroutines,
+    on httpx and on httpx2 (when installed)."""
+    results: dict[str, Any] = {
+        f"c{c}": await per_request_cost(requests, rounds, c) for c in (1, 100)
+    }
+    if _has_httpx2():
+        for c in (1, 100):
+            results[f"httpx2_c{c}"] = await per_request_cost(
+                requests, rounds, c, stack="httpx2"
+            )
+    return results
+
+
+def _bearer(stack: str) -> Any:
+    if stack == "httpx":
+        return TeletrackerAuth
+    from teletracker_async import httpx2 as adapters  # noqa: PLC0415
+
+    return adapters.TeletrackerAuth
+
+
+def _has_httpx2() -> bool:
+    try:
+        import httpx2  # noqa: F401, PLC0415
+    except ImportError:  # Python 3.10, or the extra is not installed
+        return False
+    return True
 
 
 # -- 1b. several event loops in several threads ----------------------------------------
@@ -289,11 +315,13 @@ def _delayed(seen: list[tuple[float, str]], old: str, done: list[float]) -> int:
 
 
 async def loopback(
-    requests: int = 3000, concurrency: int = 200, rounds: int = 3
+    requests: int = 3000, concurrency: int = 200, rounds: int = 3, stack: str = "httpx"
 ) -> dict[str, Any]:
-    """TeletrackerClient vs the same httpx client with a static header, over TCP."""
+    """TeletrackerClient vs the same stack's client with a static header, over TCP,
+    on httpx (or httpx2)."""
     fake = FakeTeletracker(users={USER: PASSWORD}, records_per_day=2)
-    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    module: Any = importlib.import_module(stack)
+    limits = module.Limits(max_connections=8, max_keepalive_connections=8)
     with fake.serving() as url:
         async with httpx.AsyncClient(base_url=url) as raw:
             token = (
@@ -303,10 +331,14 @@ async def loopback(
             ).json()["token"]
         ours: list[dict[str, float]] = []
         floor: list[dict[str, float]] = []
+        sdk = TeletrackerClient(
+            auth=_bearer(stack)(USER, PASSWORD, base_url=url),
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+        )
         async with (
-            TeletrackerClient(USER, PASSWORD, base_url=url, limits=limits) as client,
-            httpx.AsyncClient(
-                auth=StaticBearer(token), base_url=url, limits=limits
+            sdk as client,
+            module.AsyncClient(
+                auth=_static(stack, token), base_url=url, limits=limits
             ) as plain,
         ):
 
@@ -328,6 +360,7 @@ async def loopback(
         for side, runs in (("sdk", ours), ("httpx", floor))
     }
     return {
+        "stack": stack,
         "requests": requests,
         "concurrency": concurrency,
         **{f"{side}_{k}": v for side, m in med.items() for k, v in m.items()},

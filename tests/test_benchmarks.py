@@ -8,9 +8,13 @@ from benchmarks import bench_auth
 pytestmark = pytest.mark.anyio
 
 
-async def test_bench_auth_runs_at_tiny_size() -> None:
-    """The per-request benchmark runs and reports both figures and their ratio."""
-    result = await bench_auth.measure(requests=20, rounds=1, concurrency=2)
+@pytest.mark.parametrize("stack", ["httpx", "httpx2"])
+async def test_bench_auth_runs_at_tiny_size(stack: str) -> None:
+    """The per-request benchmark runs on both stacks and reports both figures and
+    their ratio."""
+    if stack == "httpx2":
+        pytest.importorskip("httpx2")
+    result = await bench_auth.measure(requests=20, rounds=1, concurrency=2, stack=stack)
     assert set(result) == {"teletracker_us", "static_us", "ratio"}
     assert all(value > 0 for value in result.values())
 
@@ -45,6 +49,9 @@ def test_loopback_and_peers_run_at_tiny_size() -> None:
 
     lo = anyio.run(suite.loopback, 40, 10, 1, backend="asyncio")
     assert lo["rps_ratio"] > 0
+    if suite._has_httpx2():
+        lo2 = anyio.run(suite.loopback, 40, 10, 1, "httpx2", backend="asyncio")
+        assert (lo2["stack"], lo2["rps_ratio"] > 0) == ("httpx2", True)
     peers = anyio.run(suite.peers, 20, 10, 2.0, backend="asyncio")
     assert set(peers) == {"teletracker_async", "authlib", "httpx_auth"}
     assert peers["teletracker_async"]["reuse_attempts"] == 0
