@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from teletracker_async._auth import TeletrackerAuth
+from teletracker_async._auth import BearerFlow, TeletrackerAuth
 from teletracker_async._config import (
     BACKOFF_BASE,
     DEFAULT_BASE_URL,
@@ -52,7 +52,12 @@ from teletracker_async._responses import (
     error_for_status,
     parse_retry_after,
 )
-from teletracker_async._schemes import IntegratorAuth, TeletrackerBasicAuth
+from teletracker_async._schemes import (
+    BasicScheme,
+    IntegratorAuth,
+    IntegratorScheme,
+    TeletrackerBasicAuth,
+)
 from teletracker_async._stack import HTTPX, Stack, stack_of
 
 if TYPE_CHECKING:
@@ -62,7 +67,8 @@ __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "TeletrackerClient"]
 
 logger = logging.getLogger("teletracker_async")
 
-AnyAuth = TeletrackerAuth | TeletrackerBasicAuth | IntegratorAuth
+#: Any of the three schemes, on either stack.
+AnyAuth = BearerFlow | BasicScheme | IntegratorScheme
 DateLike = date | str
 
 
@@ -655,8 +661,8 @@ class TeletrackerClient:
 
     # -- session ----------------------------------------------------------------------
 
-    def _bearer_auth(self, what: str) -> TeletrackerAuth:
-        if not isinstance(self._auth, TeletrackerAuth):
+    def _bearer_auth(self, what: str) -> BearerFlow:
+        if not isinstance(self._auth, BearerFlow):
             raise TypeError(
                 f"{what} needs a bearer session (TeletrackerAuth), "
                 f"not {type(self._auth).__name__}"
@@ -698,7 +704,7 @@ class TeletrackerClient:
             AuthenticationError: The user cannot reach that account.
         """
         account = check_account_id(account_id)
-        if isinstance(self._auth, TeletrackerAuth):
+        if isinstance(self._auth, BearerFlow):
             await self._auth.switch_account(account, self._send_raw)
         else:
             self._auth.use_account(account)

@@ -177,7 +177,9 @@ def test_mixed_stacks_get_a_type_error_naming_both(
             }[kind]
         else:
             made[key] = kind
-    extra = {} if "auth" in made else {"username": USERNAME, "password": PASSWORD}
+    extra: dict[str, Any] = (
+        {} if "auth" in made else {"username": USERNAME, "password": PASSWORD}
+    )
     with pytest.raises(TypeError, match=match):
         TeletrackerClient(**made, **extra)
 
@@ -195,3 +197,16 @@ async def test_httpx2_logs_under_its_own_name(
     assert "httpx2" in names
     assert "httpx" not in names
     assert PASSWORD not in caplog.text
+
+
+async def test_session_and_switch_account_on_httpx2(fake: FakeTeletracker) -> None:
+    """session() and switch_account() work with the httpx2 bearer auth too."""
+    async with TeletrackerClient(
+        USERNAME, PASSWORD, base_url=BASE_URL, transport=asgi(fake)
+    ) as client:
+        session = await client.session()
+        await client.switch_account(2)
+        assert (await client.session()).guid != session.guid
+        assert client.auth.account_id == 2
+        body = await client.request_json("POST", "/echo")
+    assert body["account_id"] == 2
