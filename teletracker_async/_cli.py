@@ -34,12 +34,8 @@ import httpx
 from teletracker_async._auth import DEFAULT_BASE_URL, TeletrackerAuth
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._exceptions import TeletrackerError
-from teletracker_async.testing import (
-    FakeStats,
-    FakeTeletracker,
-    bind_socket,
-    socket_url,
-)
+from teletracker_async.testing import FakeStats, FakeTeletracker
+from teletracker_async.testing._doors import bind_socket, socket_url
 
 if TYPE_CHECKING:
     import rich.console

@@ -30,8 +30,7 @@ def test_all_lists_exactly_the_public_names() -> None:
     public = {
         name
         for name, value in vars(teletracker_async).items()
-        if not name.startswith("_")
-        and not isinstance(value, types.ModuleType)
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert len(set(teletracker_async.__all__)) == len(teletracker_async.__all__)
     assert set(teletracker_async.__all__) == public
