@@ -331,6 +331,17 @@ async def test_requests_log_reads_multipart_and_odd_bodies(
     assert [r.keys for r in fake.requests] == [("username", "password", "f"), (), ()]
 
 
+async def test_requests_log_keeps_the_latest(clock: FakeClock) -> None:
+    """request_log_size bounds the log to the latest requests; a negative one is refused."""
+    fake = FakeTeletracker(clock=clock, request_log_size=2)
+    async with httpx.AsyncClient(transport=fake.transport(), base_url=URL) as raw:
+        for path in ("/a", "/b", "/c"):
+            await raw.get(path)
+    assert [r.path for r in fake.requests] == ["/b", "/c"]
+    with pytest.raises(ValueError, match="request_log_size"):
+        FakeTeletracker(request_log_size=-1)
+
+
 # -- endpoints the fake does not know ----------------------------------------------------------
 
 

@@ -222,6 +222,8 @@ class FakeTeletracker:
         account_id_in_answers: Add an ``accountId`` field to login and refresh
             answers. The documentation shows none; a test of code that copes with
             extra fields may ask for one.
+        request_log_size: How many of the latest requests :attr:`requests` keeps
+            (None: all of them), so that a long-running served fake stays small.
     """
 
     def __init__(
@@ -235,6 +237,7 @@ class FakeTeletracker:
         wall_clock_skew: float = 0.0,
         records_per_day: int = 24,
         account_id_in_answers: bool = False,
+        request_log_size: int | None = 1000,
     ) -> None:
         if expired_status not in (401, 403):
             raise ValueError("expired_status must be 401 or 403")
@@ -242,6 +245,8 @@ class FakeTeletracker:
             raise ValueError("lifetimes must be positive")
         if records_per_day < 0:
             raise ValueError("records_per_day must be >= 0")
+        if request_log_size is not None and request_log_size < 0:
+            raise ValueError("request_log_size must be >= 0 or None")
         self.token_lifetime = float(token_lifetime)
         self.refresh_token_lifetime = float(refresh_token_lifetime)
         self.expired_status = expired_status
@@ -250,8 +255,9 @@ class FakeTeletracker:
         self.records_per_day = records_per_day
         self.account_id_in_answers = account_id_in_answers
         self.stats = FakeStats()
-        #: Every request that reached the fake, in the order they were answered.
-        self.requests: list[RecordedRequest] = []
+        #: The requests that reached the fake, in the order they were answered: the
+        #: latest ``request_log_size`` of them.
+        self.requests: deque[RecordedRequest] = deque(maxlen=request_log_size)
         self._users: dict[str, _User] = {}
         self._sessions: dict[str, _Session] = {}
         self._by_token: dict[str, _Bearer] = {}
