@@ -7,14 +7,17 @@ How a block is run depends on what it is:
   (ours, anyio's) help it; every test in it must pass;
 - any other block is a program: it runs as it stands, on asyncio and on trio (its
   ``anyio.run`` is pointed at the backend), with a top-level ``await`` allowed as in
-  the README's fragments. The one substitution: an ``httpx.AsyncClient`` built without
-  a transport (the blocks that would reach api.teletracker.net) gets the fake's, and the
-  fake knows the users those blocks log in as (:data:`README_USERS`).
+  the README's fragments. The one substitution: an ``httpx.AsyncClient`` (or
+  ``httpx2.AsyncClient``) built without a transport, as in the blocks that would reach
+  api.teletracker.net, gets one into the fake, and the fake knows the users those
+  blocks log in as (:data:`README_USERS`). A block that imports what is not installed
+  here (an optional extra, such as httpx2 on Python 3.10) is skipped, naming it.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import re
 from collections.abc import Callable
@@ -61,15 +64,42 @@ def readme_fake(monkeypatch: pytest.MonkeyPatch) -> FakeTeletracker:
     """A fake for the blocks, handed to every AsyncClient built without a transport."""
     fake = FakeTeletracker(users=README_USERS, records_per_day=2)
     fake.add_user("partner", "s3cret", [1234], integrator=True)
-    original: Callable[..., None] = httpx.AsyncClient.__init__
+    into_the_fake(monkeypatch, httpx.AsyncClient, fake.transport)
+    if importlib.util.find_spec("httpx2") is not None:  # pragma: no cover - an extra
+        import httpx2  # noqa: PLC0415
 
-    def with_the_fake(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
+        into_the_fake(
+            monkeypatch, httpx2.AsyncClient, lambda: httpx2.ASGITransport(app=fake.asgi)
+        )
+    return fake
+
+
+def into_the_fake(
+    monkeypatch: pytest.MonkeyPatch, client: type, transport: Callable[[], Any]
+) -> None:
+    """Make *client* use *transport* whenever it is built without one."""
+    original: Callable[..., None] = client.__init__  # type: ignore[misc]
+
+    def with_the_fake(self: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("transport") is None:
-            kwargs["transport"] = fake.transport()
+            kwargs["transport"] = transport()
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(httpx.AsyncClient, "__init__", with_the_fake)
-    return fake
+    monkeypatch.setattr(client, "__init__", with_the_fake)
+
+
+def skip_unless_importable(block: str) -> None:
+    """Skip when the block imports a top-level module that is not installed here."""
+    for node in ast.walk(ast.parse(block)):
+        if isinstance(node, ast.Import):
+            roots = [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            roots = [node.module.split(".")[0]]
+        else:
+            continue
+        for root in roots:
+            if importlib.util.find_spec(root) is None:  # pragma: no cover - an extra
+                pytest.skip(f"the block imports {root}, not installed here")
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -81,6 +111,7 @@ def test_program_blocks_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The block runs to its end on this backend, without reaching the network."""
+    skip_unless_importable(block)
     run = anyio.run
 
     def on_this_backend(func: Callable[..., Any], *args: Any, **_: Any) -> Any:
@@ -104,6 +135,7 @@ def test_test_file_blocks_pass_as_written(
     block: str, pytester: pytest.Pytester
 ) -> None:
     """The README's test file passes in a bare project with the package installed."""
+    skip_unless_importable(block)
     pytester.makepyfile(test_readme_example=block)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
