@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 
@@ -442,3 +443,17 @@ def test_json_answers() -> None:
     answer = FakeResponse.json([1], 201, {"x-a": "b"})
     assert (answer.status, answer.body) == (201, b"[1]")
     assert answer.headers == {"content-type": "application/json", "x-a": "b"}
+
+
+def test_testing_exports_exactly_its_public_names() -> None:
+    """teletracker_async.testing's __all__ is its public surface; sockets stay private."""
+    from teletracker_async import testing  # noqa: PLC0415
+
+    public = {
+        name
+        for name, value in vars(testing).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert set(testing.__all__) == public
+    assert {"FakeClock", "FakeGate", "FakeTeletracker", "RecordedRequest"} <= public
+    assert not {"bind_socket", "socket_url"} & public
