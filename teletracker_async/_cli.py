@@ -457,6 +457,8 @@ def _atomic_output(name: str) -> Iterator[IO[str]]:
         temp.chmod(mode)
         with open(fd, "w", encoding="utf-8", newline="") as stream:  # noqa: PTH123
             yield stream
+            stream.flush()
+            os.fsync(stream.fileno())  # on disk before it takes the old file's name
         try:
             temp.replace(target)
         except OSError as exc:
