@@ -4,8 +4,6 @@ One :class:`TeletrackerAuth` shares one bearer session between any number of
 coroutines: one login, one refresh per expiry, and no request lost to an expired token.
 """
 
-from __future__ import annotations
-
 from teletracker_async._auth import TeletrackerAuth
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT

@@ -19,12 +19,15 @@ import math
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import anyio
@@ -35,12 +38,8 @@ from teletracker_async._auth import TeletrackerAuth
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_BASE_URL
 from teletracker_async._exceptions import TeletrackerError
-from teletracker_async.testing import (
-    FakeStats,
-    FakeTeletracker,
-    bind_socket,
-    socket_url,
-)
+from teletracker_async.testing import FakeStats, FakeTeletracker
+from teletracker_async.testing._doors import bind_socket, socket_url
 
 if TYPE_CHECKING:
     import rich.console
@@ -338,7 +337,12 @@ def _report(result: DemoResult, connections: int, out: rich.console.Console) -> 
 # -- commands against an API ----------------------------------------------------------
 
 
-def _client(args: argparse.Namespace) -> TeletrackerClient:
+def _auth(args: argparse.Namespace) -> TeletrackerAuth:
+    """The credentials, resolved before any event loop starts.
+
+    The password prompt runs here, outside the loop: Ctrl-C stops it at the first
+    press, and Ctrl-D ends it with one line instead of a traceback.
+    """
     username = args.username or os.environ.get("TELETRACKER_USERNAME")
     if not username:
         raise CommandError("no username: pass --username or set TELETRACKER_USERNAME")
@@ -351,7 +355,11 @@ def _client(args: argparse.Namespace) -> TeletrackerClient:
                 "no password: set TELETRACKER_PASSWORD, pipe it with "
                 "--password-stdin, or run in a terminal to be asked"
             )
-        password = getpass.getpass(f"Teletracker password for {username}: ")
+        try:
+            password = getpass.getpass(f"Teletracker password for {username}: ")
+        except EOFError:
+            print(file=sys.stderr)  # end the prompt's line
+            raise CommandError("no password given (end of input)") from None
     if not password:
         raise CommandError("the password is empty")
     account = args.account_id
@@ -364,28 +372,36 @@ def _client(args: argparse.Namespace) -> TeletrackerClient:
         args.base_url or os.environ.get("TELETRACKER_BASE_URL") or DEFAULT_BASE_URL
     )
     try:
-        auth = TeletrackerAuth(
+        return TeletrackerAuth(
             username, password, account_id=account, base_url=base_url
         )
     except (TypeError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    return TeletrackerClient(auth=auth)
 
 
-async def _verify(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        accepted = await client.verify_credentials()
+def _verify(args: argparse.Namespace) -> int:
+    auth = _auth(args)
+
+    async def verify() -> bool:
+        async with TeletrackerClient(auth=auth) as client:
+            return await client.verify_credentials()
+
+    accepted = anyio.run(verify)
     print(
         "credentials accepted" if accepted else "credentials refused", file=sys.stderr
     )
     return EXIT_OK if accepted else EXIT_FAILED
 
 
-async def _token(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
-        session = await client.session()
+def _token(args: argparse.Namespace) -> int:
+    auth = _auth(args)
+
+    async def token() -> str:
+        async with TeletrackerClient(auth=auth) as client:
+            return (await client.session()).token
+
     # The one place a token is printed: stdout, on request, for the user's shell.
-    print(session.token)
+    print(anyio.run(token))
     return EXIT_OK
 
 
@@ -415,32 +431,108 @@ class _CsvSink:
         self._writer.writerow([*row, json.dumps(extra) if extra else ""])
 
 
-async def _call_data(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _atomic_output(name: str) -> Iterator[IO[str]]:
+    """A temporary file next to *name* that replaces it only when all went well.
+
+    The temp file, ``.NAME.XXXXXXXX.partial`` in the same directory, gets the
+    existing file's permissions (or the umask's). On success ``os.replace`` swaps
+    it in at once; on any failure, Ctrl-C included, it is removed and *name* is
+    left exactly as it was.
+    """
+    target = Path(name)
     try:
-        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
-    except ValueError:
-        raise CommandError("--start and --end must be dates as YYYY-MM-DD") from None
-    if end < start:
-        raise CommandError(f"--end {end} is before --start {start}")
-    with contextlib.ExitStack() as stack:
-        if args.output and args.output != "-":
-            try:
-                stream: IO[str] = stack.enter_context(
-                    open(args.output, "w", encoding="utf-8", newline="")  # noqa: ASYNC230, PTH123
-                )
-            except OSError as exc:
-                raise CommandError(
-                    f"cannot write {args.output}: {exc.strerror}"
-                ) from None
-        else:
-            stream = sys.stdout
-        csv_sink = _CsvSink(stream) if args.format == "csv" else None
-        progress = _records_progress(stack) if sys.stderr.isatty() else None
-        count = 0
-        async with _client(args) as client:
+        fd, temp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+        )
+    except OSError as exc:
+        raise CommandError(f"cannot write {name}: {exc.strerror}") from None
+    temp = Path(temp_name)
+    try:
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        temp.chmod(mode)
+        with open(fd, "w", encoding="utf-8", newline="") as stream:  # noqa: PTH123
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())  # on disk before it takes the old file's name
+        try:
+            temp.replace(target)
+        except OSError as exc:
+            raise CommandError(f"cannot write {name}: {exc.strerror}") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+class _PlainProgress:
+    """The progress line without rich: a count rewritten in place, a few times a second."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._last = -math.inf
+
+    def update(self, count: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= 0.2:
+            self._last = now
+            self._stream.write(f"\r{count} call records")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._last > -math.inf:
+            self._stream.write("\r")
+
+
+class _RichProgress:
+    """The progress line drawn by rich (the ``cli`` extra), erased when done."""
+
+    def __init__(self) -> None:
+        import rich.progress  # noqa: PLC0415
+
+        self._progress = rich.progress.Progress(
+            rich.progress.TextColumn("{task.completed} call records"),
+            rich.progress.TimeElapsedColumn(),
+            console=_console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("records", total=None)
+        self._progress.start()
+
+    def update(self, count: int) -> None:
+        self._progress.update(self._task, completed=count)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def _progress() -> _PlainProgress | _RichProgress | None:
+    """A progress line on stderr when it is a terminal: rich's, or a plain one."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        import rich  # noqa: F401, PLC0415
+    except ImportError:
+        return _PlainProgress(sys.stderr)
+    return _RichProgress()
+
+
+async def _export(
+    args: argparse.Namespace, auth: TeletrackerAuth, stream: IO[str]
+) -> int:
+    """Stream the records to *stream*; the count."""
+    csv_sink = _CsvSink(stream) if args.format == "csv" else None
+    progress = _progress()
+    count = 0
+    try:
+        async with TeletrackerClient(auth=auth) as client:
             async for record in client.iter_call_data(
-                start,
-                end,
+                args.start,
+                args.end,
                 account_id=args.account_id,
                 window_days=args.window_days,
                 concurrency=args.concurrency,
@@ -451,26 +543,27 @@ async def _call_data(args: argparse.Namespace) -> int:
                     stream.write(json.dumps(record, separators=(",", ":")) + "\n")
                 count += 1
                 if progress is not None:
-                    progress.update(progress.task_ids[0], completed=count)
-        stream.flush()
+                    progress.update(count)
+    finally:
+        if progress is not None:
+            progress.close()
+    stream.flush()
+    return count
+
+
+def _call_data(args: argparse.Namespace) -> int:
+    if args.end < args.start:
+        raise CommandError(
+            f"--end {args.end} is before --start {args.start}", EXIT_USAGE
+        )
+    auth = _auth(args)
+    if args.output is None or args.output == "-":
+        count = anyio.run(_export, args, auth, sys.stdout)
+    else:
+        with _atomic_output(args.output) as stream:
+            count = anyio.run(_export, args, auth, stream)
     print(f"{count} call records", file=sys.stderr)
     return EXIT_OK
-
-
-def _records_progress(stack: contextlib.ExitStack) -> Any:
-    _require_extras()
-    import rich.progress  # noqa: PLC0415
-
-    progress = stack.enter_context(
-        rich.progress.Progress(
-            rich.progress.TextColumn("{task.completed} call records"),
-            rich.progress.TimeElapsedColumn(),
-            console=_console(stderr=True),
-            transient=True,
-        )
-    )
-    progress.add_task("records", total=None)
-    return progress
 
 
 # -- the parser ---------------------------------------------------------------------------
@@ -489,22 +582,110 @@ def _positive(kind: type[int | float]) -> Any:
     return parse
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
+    return port
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _day(text: str) -> date:
+    """``YYYY-MM-DD`` and nothing else, on every Python.
+
+    ``date.fromisoformat`` also takes ``20260101`` and ``2026-W01-1`` from 3.11 on.
+    """
+    try:
+        if _DAY.fullmatch(text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}")
+
+
+class _NoPasswordArgument(argparse.Action):
+    """``--password`` is refused, and its value is never repeated in the message."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,  # noqa: ARG002
+        values: Any,  # noqa: ARG002 - the password: never shown
+        option_string: str | None = None,  # noqa: ARG002
+    ) -> None:
+        parser.error(
+            "a password is never a command-line argument (shell history, ps): set "
+            "TELETRACKER_PASSWORD, pipe it with --password-stdin, or answer the prompt"
+        )
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where the help text says it in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.required:
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("teletracker-async")
+    except PackageNotFoundError:  # pragma: no cover - a source tree, not installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
+    verbose_help = (
+        "show the SDK's debug log and httpx's request lines on stderr (no secrets)"
+    )
     parser = argparse.ArgumentParser(
         prog="teletracker-async",
         description="The Teletracker SDK's command line: a demo, a fake server, and "
         "calls to the API.",
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument(
-        "--verbose", action="store_true", help="show the SDK's debug log (no secrets)"
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    # --verbose after the subcommand too; SUPPRESS keeps it from undoing one before.
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common.add_argument(
+        "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo", help="pull call data from a local fake under load: one session, proved"
+    def command(name: str, help_text: str, **options: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[common],
+            formatter_class=_HelpFormatter,
+            allow_abbrev=False,
+            **options,
+        )
+
+    demo = command(
+        "demo", "pull call data from a local fake under load: one session, proved"
     )
-    demo.add_argument("--requests", type=_positive(int), default=15_000)
-    demo.add_argument("--concurrency", type=_positive(int), default=2_000)
+    demo.set_defaults(func=_demo)
+    demo.add_argument(
+        "--requests", type=_positive(int), default=15_000, help="requests to send"
+    )
+    demo.add_argument(
+        "--concurrency",
+        type=_positive(int),
+        default=2_000,
+        help="coroutines sending them, sharing one client",
+    )
     demo.add_argument(
         "--connections",
         type=_positive(int),
@@ -518,10 +699,18 @@ def _parser() -> argparse.ArgumentParser:
         help="token lifetime in seconds (short, so that tokens expire under load)",
     )
 
-    serve = commands.add_parser("serve", help="run the fake Teletracker on loopback")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    serve.add_argument("--lifetime", type=_positive(float), default=3600.0)
+    serve = command("serve", "run the fake Teletracker on loopback")
+    serve.set_defaults(func=_serve)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="0 to 65535; 0 picks a free port"
+    )
+    serve.add_argument(
+        "--lifetime",
+        type=_positive(float),
+        default=3600.0,
+        help="token lifetime in seconds",
+    )
     serve.add_argument(
         "--user",
         action="append",
@@ -536,32 +725,73 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     def api_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        command = commands.add_parser(
+        api = command(
             name,
-            help=help_text,
+            help_text,
             epilog="Credentials: TELETRACKER_USERNAME, TELETRACKER_PASSWORD, "
             "TELETRACKER_ACCOUNT_ID, TELETRACKER_BASE_URL; without a password in "
             "the environment you are asked for it (it is never an argument).",
         )
-        command.add_argument("--username")
-        command.add_argument("--base-url")
-        command.add_argument("--account-id", type=_positive(int))
-        command.add_argument(
+        api.add_argument("--username", help="default: $TELETRACKER_USERNAME")
+        api.add_argument(
+            "--base-url",
+            help=f"default: $TELETRACKER_BASE_URL, else {DEFAULT_BASE_URL}",
+        )
+        api.add_argument(
+            "--account-id",
+            type=_positive(int),
+            help="default: $TELETRACKER_ACCOUNT_ID, else the user's default account",
+        )
+        api.add_argument(
             "--password-stdin",
             action="store_true",
-            help="read the password from the first line of standard input",
+            help="read the password from the first line of standard input "
+            "(default: $TELETRACKER_PASSWORD, else a prompt)",
         )
-        return command
+        api.add_argument(
+            "--password", nargs="?", action=_NoPasswordArgument, help=argparse.SUPPRESS
+        )
+        return api
 
-    api_command("verify", "check the credentials (exit 0 when accepted, 1 if not)")
-    api_command("token", "log in and print a bearer token, nothing else, to stdout")
+    api_command(
+        "verify", "check the credentials (exit 0 when accepted, 1 if not)"
+    ).set_defaults(func=_verify)
+    api_command(
+        "token", "log in and print a bearer token, nothing else, to stdout"
+    ).set_defaults(func=_token)
     call_data = api_command("call-data", "stream call records as JSON lines or CSV")
-    call_data.add_argument("--start", required=True, metavar="YYYY-MM-DD")
-    call_data.add_argument("--end", required=True, metavar="YYYY-MM-DD")
-    call_data.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    call_data.add_argument("--output", metavar="FILE", help="default: stdout")
-    call_data.add_argument("--window-days", type=_positive(int), default=1)
-    call_data.add_argument("--concurrency", type=_positive(int), default=8)
+    call_data.set_defaults(func=_call_data)
+    call_data.add_argument(
+        "--start", required=True, type=_day, metavar="YYYY-MM-DD", help="first day"
+    )
+    call_data.add_argument(
+        "--end",
+        required=True,
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="last day (included)",
+    )
+    call_data.add_argument(
+        "--format", choices=["jsonl", "csv"], default="jsonl", help="output format"
+    )
+    call_data.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write to FILE, replacing it only once every record is in (a temp "
+        "file beside it, removed on failure); default: standard output",
+    )
+    call_data.add_argument(
+        "--window-days",
+        type=_positive(int),
+        default=1,
+        help="days fetched per request",
+    )
+    call_data.add_argument(
+        "--concurrency",
+        type=_positive(int),
+        default=8,
+        help="requests in flight at once",
+    )
     return parser
 
 
@@ -576,17 +806,17 @@ def _configure_logging(verbose: bool) -> None:
         logger.addHandler(handler)
 
 
+#: What a shell reports for a command killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     _configure_logging(args.verbose)
-    commands = {"verify": _verify, "token": _token, "call-data": _call_data}
     try:
-        if args.command == "demo":
-            return _demo(args)
-        if args.command == "serve":
-            return _serve(args)
-        return int(anyio.run(commands[args.command], args))
+        return int(args.func(args))
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
@@ -596,6 +826,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do. What is
+        # still buffered for stdout goes to /dev/null, not to a second error at exit.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except httpx.HTTPError as exc:  # pragma: no cover - the client wraps these
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,26 +1,47 @@
-"""The teletracker-async command, in-process and as a subprocess, on 127.0.0.1 only."""
+"""The teletracker-async command, run as a real subprocess, on 127.0.0.1 only.
+
+Every test but the few pure helpers starts ``python -m teletracker_async`` (coverage
+follows it into the child). Prompts are answered through a pseudo-terminal that is the
+child's controlling terminal, as a user's would be.
+"""
 
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib.metadata
 import io
 import json
 import os
+import select
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from teletracker_async import TeletrackerClient
-from teletracker_async._cli import DemoResult, _CsvSink, _is_loopback, main
+from teletracker_async._cli import (
+    DemoResult,
+    _CsvSink,
+    _HelpFormatter,
+    _is_loopback,
+    _parser,
+    _PlainProgress,
+    _report,
+)
 from teletracker_async.testing import FakeStats, FakeTeletracker
 
 from .conftest import PASSWORD, USERNAME
+
+COMMAND = [sys.executable, "-m", "teletracker_async"]
 
 
 @pytest.fixture
@@ -35,145 +56,344 @@ def url(fake: FakeTeletracker) -> Iterator[str]:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, url: str) -> str:
-    monkeypatch.setenv("TELETRACKER_USERNAME", USERNAME)
-    monkeypatch.setenv("TELETRACKER_PASSWORD", PASSWORD)
-    monkeypatch.setenv("TELETRACKER_BASE_URL", url)
-    monkeypatch.delenv("TELETRACKER_ACCOUNT_ID", raising=False)
-    return url
+def env(url: str) -> dict[str, str]:
+    """The child's environment: credentials and the served fake's URL."""
+    variables = {
+        k: v for k, v in os.environ.items() if not k.startswith("TELETRACKER_")
+    }
+    variables.update(
+        TELETRACKER_USERNAME=USERNAME,
+        TELETRACKER_PASSWORD=PASSWORD,
+        TELETRACKER_BASE_URL=url,
+        PYTHONUNBUFFERED="1",
+    )
+    return variables
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+def cli(
+    *argv: str, env: Mapping[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run the command to its end; its exit code, stdout and stderr."""
+    return subprocess.run(  # noqa: S603 - our own module
+        [*COMMAND, *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=None if env is None else dict(env),
+        timeout=120,
+        check=False,
+    )
 
 
-def secrets_of(fake: FakeTeletracker) -> set[str]:
-    return {PASSWORD, *fake._by_token, *fake._by_refresh, *fake._spent_refresh}
+def without(tmp_path: Path, env: Mapping[str, str], *modules: str) -> dict[str, str]:
+    """*env* with *modules* made unimportable, as when an extra is not installed."""
+    shadow = tmp_path / "shadow"
+    for name in modules:
+        (shadow / name).mkdir(parents=True)
+        (shadow / name / "__init__.py").write_text(
+            f"raise ImportError({'No module named ' + name!r}, name={name!r})\n"
+        )
+    return {**env, "PYTHONPATH": str(shadow)}
+
+
+# The child takes the pseudo-terminal on its stdin as its controlling terminal, so that
+# getpass opens /dev/tty and Ctrl-C, typed there, is a SIGINT, as in a real terminal.
+_IN_A_TERMINAL = (
+    "import fcntl, runpy, sys, termios; "
+    "fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "runpy.run_module('teletracker_async', run_name='__main__', alter_sys=True)"
+)
+
+
+def _read_until(fd: int, marker: bytes) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + 60  # a hang guard, not a measurement
+    while marker not in seen:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            raise AssertionError(f"no {marker!r} on the terminal, got {seen!r}")
+        seen += os.read(fd, 1024)
+    return seen
+
+
+def _drain(fd: int) -> bytes:
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # EIO: every end of the terminal is closed
+            return seen
+        if not chunk:
+            return seen
+        seen += chunk
+
+
+def at_a_prompt(
+    env: Mapping[str, str], keys: bytes, *argv: str
+) -> tuple[int, str, str, bytes]:
+    """Run the command in a terminal, type *keys* at the password prompt.
+
+    Returns:
+        Exit code, stdout, stderr, and what the terminal showed.
+    """
+    termios = pytest.importorskip("termios")
+    pty = pytest.importorskip("pty")
+    env = {k: v for k, v in env.items() if k != "TELETRACKER_PASSWORD"}
+    controller, terminal = pty.openpty()
+    child = subprocess.Popen(  # noqa: S603 - our own module
+        [sys.executable, "-c", _IN_A_TERMINAL, *argv],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    try:
+        shown = _read_until(controller, b"password for")
+        termios.tcdrain(controller)
+        os.write(controller, keys)
+        out, err = child.communicate(timeout=60)
+        shown += _drain(controller)
+    finally:
+        os.close(controller)
+        if child.poll() is None:  # pragma: no cover - only when a test fails
+            child.kill()
+            child.wait()
+    return child.returncode, out.decode(), err.decode(), shown
 
 
 # -- token and verify -----------------------------------------------------------------
 
 
 def test_token_prints_only_the_token(
-    env: str, fake: FakeTeletracker, capsys: pytest.CaptureFixture[str]
+    env: dict[str, str], fake: FakeTeletracker
 ) -> None:
     """stdout is exactly one bearer token the server accepts; stderr is clean."""
-    code, out, err = run(capsys, "token")
-    assert code == 0
-    token = out.strip()
-    assert out == token + "\n"
-    assert token in fake._by_token
-    assert PASSWORD not in out + err
-    assert token not in err
+    done = cli("token", env=env)
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    assert done.stdout == token + "\n"
+    assert token in fake.token_deadlines()
+    assert PASSWORD not in done.stdout + done.stderr
+    assert token not in done.stderr
 
 
-def test_verify_accepts_and_refuses(
-    env: str,
-    fake: FakeTeletracker,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_verify_accepts_and_refuses(env: dict[str, str], fake: FakeTeletracker) -> None:
     """verify exits 0 for good credentials and 1 for bad ones, opening no session."""
-    assert run(capsys, "verify")[0] == 0
-    monkeypatch.setenv("TELETRACKER_PASSWORD", "wrong")
-    code, out, err = run(capsys, "verify")
-    assert (code, out) == (1, "")
-    assert err.strip() == "credentials refused"
+    assert cli("verify", env=env).returncode == 0
+    done = cli("verify", env={**env, "TELETRACKER_PASSWORD": "wrong"})
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.strip() == "credentials refused"
     assert fake.stats.logins == 0
 
 
-def test_password_from_stdin(
-    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_password_from_stdin(env: dict[str, str]) -> None:
     """--password-stdin reads the first line of standard input."""
-    monkeypatch.delenv("TELETRACKER_PASSWORD")
-    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
-    assert run(capsys, "verify", "--password-stdin")[0] == 0
+    env.pop("TELETRACKER_PASSWORD")
+    done = cli("verify", "--password-stdin", env=env, stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
 
 
-def test_password_prompt_in_a_terminal(
-    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without a password in the environment a terminal user is asked, hidden."""
-    monkeypatch.delenv("TELETRACKER_PASSWORD")
-    monkeypatch.setattr(sys, "stdin", _Tty())
-    asked: list[str] = []
-
-    def getpass(prompt: str) -> str:
-        asked.append(prompt)
-        return PASSWORD
-
-    monkeypatch.setattr("getpass.getpass", getpass)
-    assert run(capsys, "verify", "--username", USERNAME)[0] == 0
-    assert asked == [f"Teletracker password for {USERNAME}: "]
+def test_password_prompt_in_a_terminal(env: dict[str, str]) -> None:
+    """A terminal user is asked for the password, which is not echoed."""
+    code, out, err, shown = at_a_prompt(env, PASSWORD.encode() + b"\r", "verify")
+    assert (code, out) == (0, "")
+    assert err.strip() == "credentials accepted"
+    assert f"Teletracker password for {USERNAME}: ".encode() in shown
+    assert PASSWORD.encode() not in shown
 
 
-class _Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+def test_ctrl_c_at_the_prompt_stops_at_once(env: dict[str, str]) -> None:
+    """One Ctrl-C at the password prompt ends the command: exit 130, no traceback."""
+    code, out, err, _ = at_a_prompt(env, b"\x03", "verify")
+    assert (code, out, err) == (130, "", "interrupted\n")
+
+
+def test_ctrl_d_at_the_prompt_is_one_line(env: dict[str, str]) -> None:
+    """End of input at the password prompt: one line on stderr, exit 1."""
+    code, out, err, _ = at_a_prompt(env, b"\x04", "token")
+    assert (code, out) == (1, "")
+    assert err.strip() == "error: no password given (end of input)"
+    assert "Traceback" not in err
 
 
 # -- call-data ----------------------------------------------------------------------------
 
 
-def test_call_data_jsonl_to_stdout(
-    env: str, fake: FakeTeletracker, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_call_data_jsonl_to_stdout(env: dict[str, str], fake: FakeTeletracker) -> None:
     """Records stream out as JSON lines, in date order; the count goes to stderr."""
-    code, out, err = run(
-        capsys, "call-data", "--start", "2026-02-01", "--end", "2026-02-05"
-    )
-    assert code == 0
-    records = [json.loads(line) for line in out.splitlines()]
+    done = cli("call-data", "--start", "2026-02-01", "--end", "2026-02-05", env=env)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(records) == 10
     assert records[:2] == fake.records_for(1, date(2026, 2, 1))
     assert records[-2:] == fake.records_for(1, date(2026, 2, 5))
-    assert err.strip() == "10 call records"
+    assert done.stderr == "10 call records\n"
 
 
-def test_call_data_csv_to_a_file(
-    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_call_data_csv_to_a_file(env: dict[str, str], tmp_path: Path) -> None:
     """CSV goes to --output with a header row; --account-id is honoured."""
     target = tmp_path / "calls.csv"
-    code, out, _ = run(
-        capsys,
+    done = cli(
         "call-data",
-        "--start",
-        "2026-02-01",
-        "--end",
-        "2026-02-02",
-        "--account-id",
-        "1",
-        "--format",
-        "csv",
-        "--output",
-        str(target),
-        "--window-days",
-        "2",
+        *("--start", "2026-02-01", "--end", "2026-02-02", "--account-id", "2"),
+        *("--format", "csv", "--output", str(target), "--window-days", "2"),
+        env=env,
     )
-    assert (code, out) == (0, "")
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
     with target.open(encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     assert len(rows) == 4
-    assert rows[0]["account_id"] == "1"
+    assert {row["account_id"] for row in rows} == {"2"}
     assert rows[0]["_extra"] == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.csv"]
 
 
-def test_call_data_progress_only_on_a_terminal(
-    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_output_replaces_a_file_keeping_its_mode(
+    env: dict[str, str], tmp_path: Path
 ) -> None:
-    """With stderr a terminal a progress line is drawn there; stdout stays records."""
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    code, out, err = run(
-        capsys, "call-data", "--start", "2026-02-01", "--end", "2026-02-03"
+    """A successful export replaces the old file whole, with the old file's mode."""
+    target = tmp_path / "calls.jsonl"
+    target.write_text("yesterday\n")
+    target.chmod(0o640)
+    done = cli(
+        "call-data", "--start", "2026-02-01", "--end", "2026-02-01",
+        "--output", str(target), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(target.read_text().splitlines()) == 2
+    assert "yesterday" not in target.read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"TELETRACKER_PASSWORD": "wrong"}, "Invalid username or password"),
+        ({"TELETRACKER_BASE_URL": "http://127.0.0.1:9"}, "no answer"),
+        ({"TELETRACKER_USERNAME": ""}, "no username"),
+    ],
+    ids=["refused-login", "unreachable-host", "no-username"],
+)
+def test_a_failed_export_keeps_the_old_file(
+    env: dict[str, str], tmp_path: Path, change: dict[str, str], message: str
+) -> None:
+    """When the export fails, the existing file is byte-identical and no temp is left."""
+    target = tmp_path / "calls.csv"
+    old = b"id,when\r\n1,yesterday\r\n"
+    target.write_bytes(old)
+    done = cli(
+        "call-data", "--start", "2026-01-01", "--end", "2026-01-02",
+        "--format", "csv", "--output", str(target), env={**env, **change},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert target.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.csv"]
+
+
+def test_ctrl_c_during_an_export_keeps_the_old_file(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Ctrl-C while the export waits on the server removes the temp file, keeps the old."""
+    target = tmp_path / "calls.jsonl"
+    target.write_bytes(b"old\n")
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        host, port = silent.getsockname()
+        child = subprocess.Popen(  # noqa: S603 - our own module
+            [*COMMAND, "call-data", "--start", "2026-01-01", "--end", "2026-01-01",
+             "--output", str(target)],
+            env={**env, "TELETRACKER_BASE_URL": f"http://{host}:{port}"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60  # a hang guard, not a measurement
+            while len(list(tmp_path.iterdir())) < 2:
+                assert time.monotonic() < deadline, "no temp file appeared"
+                assert child.poll() is None, child.communicate()
+                time.sleep(0.02)
+            (temp,) = [p for p in tmp_path.iterdir() if p != target]
+            assert temp.name.startswith(".calls.jsonl.")
+            assert temp.name.endswith(".partial")
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:  # pragma: no cover - only when a test fails
+                child.kill()
+                child.wait()
+    assert (child.returncode, out, err) == (130, "", "interrupted\n")
+    assert target.read_bytes() == b"old\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_closed_pipe_ends_the_command_quietly(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`call-data | head -2` prints two records; the command exits 141, silently."""
+    errors = tmp_path / "stderr"
+    command = " ".join(
+        [
+            *COMMAND,
+            "call-data --start 2026-01-01 --end 2027-01-31 --window-days 31",
+            f"2>{errors} | head -2",
+        ]
     )
+    done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        ["/bin/bash", "-c", command + '; exit "${PIPESTATUS[0]}"'],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert len(done.stdout.splitlines()) == 2
+    assert done.returncode == 141
+    assert errors.read_text() == ""
+
+
+def test_call_data_progress_only_on_a_terminal(env: dict[str, str]) -> None:
+    """With stderr a terminal, rich draws a progress line there; stdout stays records."""
+    code, out, shown = in_a_terminal_stderr(env)
     assert code == 0
     assert len(out.splitlines()) == 6
     assert all(line.startswith("{") for line in out.splitlines())
-    assert "6 call records" in err
+    assert b"6 call records" in shown
+
+
+def test_call_data_on_a_terminal_without_rich(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without the cli extra, a terminal gets a plain progress line instead of rich's."""
+    code, out, shown = in_a_terminal_stderr(without(tmp_path, env, "rich", "uvicorn"))
+    assert code == 0, shown
+    assert len(out.splitlines()) == 6
+    assert b"\r6 call records" in shown or shown.startswith(b"6 call records")
+    assert b"6 call records\r\n" in shown
+
+
+def in_a_terminal_stderr(env: Mapping[str, str]) -> tuple[int, str, bytes]:
+    """call-data with stderr on a pseudo-terminal and stdout piped."""
+    pty = pytest.importorskip("pty")
+    controller, terminal = pty.openpty()
+    child = subprocess.Popen(  # noqa: S603 - our own module
+        [*COMMAND, "call-data", "--start", "2026-02-01", "--end", "2026-02-03"],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=dict(env),
+    )
+    os.close(terminal)
+    try:
+        shown = _drain(controller)
+        out, _ = child.communicate(timeout=60)
+    finally:
+        os.close(controller)
+    return child.returncode, out.decode(), shown
 
 
 def test_csv_keeps_keys_that_appear_later() -> None:
@@ -187,140 +407,200 @@ def test_csv_keeps_keys_that_appear_later() -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    "day",
     [
-        (
-            ["--start", "2026-13-01", "--end", "2026-01-02"],
-            "must be dates as YYYY-MM-DD",
-        ),
-        (["--start", "2026-01-03", "--end", "2026-01-02"], "is before --start"),
+        "20260101",
+        "2026-W01-1",
+        "2026-13-01",
+        "2026-1-01",
+        "2026-01-01T00:00",
+        "\uff12\uff10\uff12\uff16-01-01",
     ],
 )
-def test_call_data_bad_dates(
-    env: str, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
-) -> None:
-    """Bad dates: one line on stderr, exit 1, nothing on stdout."""
-    code, out, err = run(capsys, "call-data", *argv)
-    assert (code, out) == (1, "")
-    assert err.count("\n") == 1
-    assert message in err
-
-
-def test_unwritable_output(
-    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """An output file that cannot be written is one clear line."""
-    code, _, err = run(
-        capsys,
-        "call-data",
-        "--start",
-        "2026-01-01",
-        "--end",
-        "2026-01-01",
-        "--output",
-        str(tmp_path / "missing" / "x.jsonl"),
+def test_dates_are_strictly_year_month_day(day: str) -> None:
+    """Only YYYY-MM-DD is a date, on every Python; the message names the argument."""
+    done = cli("call-data", "--start", day, "--end", "2026-01-02")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert (
+        f"argument --start: expected a date as YYYY-MM-DD, got {day!r}" in done.stderr
     )
-    assert code == 1
-    assert err.startswith("error: cannot write")
+    assert "Traceback" not in done.stderr
+
+
+def test_a_reversed_range_is_a_usage_error() -> None:
+    """--end before --start is refused before any password is asked for."""
+    done = cli(
+        "call-data", "--start", "2026-01-03", "--end", "2026-01-02",
+        env={k: v for k, v in os.environ.items() if not k.startswith("TELETRACKER_")},
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "error: --end 2026-01-02 is before --start 2026-01-03\n"
+
+
+def test_unwritable_output(env: dict[str, str], tmp_path: Path) -> None:
+    """An output file that cannot be written is one clear line."""
+    done = cli(
+        "call-data", "--start", "2026-01-01", "--end", "2026-01-01",
+        "--output", str(tmp_path / "missing" / "x.jsonl"), env=env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot write")
+    assert done.stderr.count("\n") == 1
+
+
+def test_output_onto_a_directory(env: dict[str, str], tmp_path: Path) -> None:
+    """--output naming a directory fails in one line and leaves no temp file."""
+    (tmp_path / "d").mkdir()
+    done = cli(
+        "call-data", "--start", "2026-01-01", "--end", "2026-01-01",
+        "--output", str(tmp_path / "d"), env=env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: cannot write {tmp_path / 'd'}")
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
 
 
 # -- error paths ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("setup", "argv", "message"),
+    ("setup", "message"),
     [
-        ({"TELETRACKER_PASSWORD": "wrong"}, ["token"], "Invalid username or password"),
-        ({"TELETRACKER_BASE_URL": "http://127.0.0.1:9"}, ["token"], "no answer"),
-        ({"TELETRACKER_BASE_URL": "nope"}, ["token"], "base_url"),
-        ({"TELETRACKER_USERNAME": ""}, ["token"], "no username"),
-        ({"TELETRACKER_ACCOUNT_ID": "x"}, ["token"], "TELETRACKER_ACCOUNT_ID"),
-        ({"TELETRACKER_ACCOUNT_ID": "9"}, ["token"], "cannot access account 9"),
-        ({"TELETRACKER_PASSWORD": ""}, ["token"], "no password"),
+        ({"TELETRACKER_PASSWORD": "wrong"}, "Invalid username or password"),
+        ({"TELETRACKER_BASE_URL": "http://127.0.0.1:9"}, "no answer"),
+        ({"TELETRACKER_BASE_URL": "nope"}, "base_url"),
+        ({"TELETRACKER_USERNAME": ""}, "no username"),
+        ({"TELETRACKER_ACCOUNT_ID": "x"}, "TELETRACKER_ACCOUNT_ID"),
+        ({"TELETRACKER_ACCOUNT_ID": "9"}, "cannot access account 9"),
+        ({"TELETRACKER_PASSWORD": ""}, "no password"),
     ],
 )
 def test_expected_failures_are_one_line(
-    env: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    setup: dict[str, str],
-    argv: list[str],
-    message: str,
+    env: dict[str, str], setup: dict[str, str], message: str
 ) -> None:
     """Each expected failure prints one line on stderr, exit 1, no traceback."""
-    for name, value in setup.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    code, out, err = run(capsys, *argv)
-    assert (code, out) == (1, "")
-    assert err.startswith("error: ")
-    assert err.count("\n") == 1
-    assert message in err
-    assert "Traceback" not in err
-    assert PASSWORD not in err
+    done = cli("token", env={**env, **setup})
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("error: ")
+    assert done.stderr.count("\n") == 1
+    assert message in done.stderr
+    assert PASSWORD not in done.stderr
+
+
+def test_an_empty_piped_password_is_refused(env: dict[str, str]) -> None:
+    """--password-stdin with nothing piped in is one line, exit 1."""
+    done = cli("token", "--password-stdin", env=env, stdin="")
+    assert (done.returncode, done.stderr) == (1, "error: the password is empty\n")
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "message"),
     [
-        [],
-        ["nope"],
-        ["demo", "--requests", "0"],
-        ["call-data"],
-        ["serve", "--user", "x"],
+        ([], "the following arguments are required: COMMAND"),
+        (["nope"], "invalid choice: 'nope'"),
+        (["demo", "--requests", "0"], "must be positive"),
+        (["call-data"], "the following arguments are required: --start, --end"),
+        (["serve", "--user", "x"], "expected NAME:PASSWORD"),
+        (["serve", "--user", "a:b:one"], "accounts must be integers"),
+        (["demo", "--requests", "many"], "not a number: 'many'"),
+        (["serve", "--port", "99999"], "argument --port: a port is 0 to 65535"),
+        (["serve", "--port", "-1"], "argument --port: a port is 0 to 65535"),
+        (["serve", "--port", "http"], "argument --port: not a port number"),
+        (["token", "--password", "hunter2"], "a password is never a command-line"),
+        (["token", "--password=hunter2"], "a password is never a command-line"),
+        (["verify", "--pass", "hunter2"], "unrecognized arguments: --pass"),
     ],
 )
-def test_usage_errors_exit_2(
-    capsys: pytest.CaptureFixture[str], argv: list[str]
+def test_usage_errors_exit_2(argv: list[str], message: str) -> None:
+    """Usage errors exit 2 with argparse's usage line and no traceback."""
+    done = cli(*argv)
+    assert done.returncode == 2
+    assert "usage:" in done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    if "password" in message:
+        assert "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_anywhere_and_without_secrets(
+    env: dict[str, str], fake: FakeTeletracker, where: str
 ) -> None:
-    """argparse's usage errors exit 2."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    """--verbose works before or after the subcommand and never shows a secret."""
+    argv = ["call-data", "--start", "2026-01-01", "--end", "2026-01-01"]
+    argv = ["--verbose", *argv] if where == "before" else [*argv, "--verbose"]
+    done = cli(*argv, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "logged in: session" in done.stderr
+    assert "HTTP Request: POST" in done.stderr
+    for secret in {PASSWORD, *fake.issued_secrets()}:
+        assert secret not in done.stderr
 
 
-def test_a_password_is_never_an_argument(capsys: pytest.CaptureFixture[str]) -> None:
-    """There is no --password option to leak into shell history."""
-    with pytest.raises(SystemExit):
-        main(["token", "--password", "x"])
-    assert "unrecognized arguments" in capsys.readouterr().err
+def test_missing_extra_is_explained(tmp_path: Path) -> None:
+    """Without the cli extra, serve says what to install."""
+    done = cli("serve", "--port", "0", env=without(tmp_path, os.environ, "uvicorn"))
+    assert done.returncode == 1
+    assert "pip install 'teletracker-async[cli]'" in done.stderr
 
 
-def test_verbose_log_has_no_secrets(
-    env: str, fake: FakeTeletracker, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """--verbose shows the SDK's log on stderr, never a secret."""
-    code, _, err = run(
-        capsys, "--verbose", "call-data", "--start", "2026-01-01", "--end", "2026-01-01"
+def test_version_is_the_package_version() -> None:
+    """--version prints the installed distribution's version."""
+    done = cli("--version")
+    assert done.returncode == 0
+    assert done.stdout == (
+        f"teletracker-async {importlib.metadata.version('teletracker-async')}\n"
     )
-    assert code == 0
-    assert "logged in: session" in err
-    assert "HTTP Request: POST" in err
-    for secret in secrets_of(fake):
-        assert secret not in err
 
 
-def test_missing_extra_is_explained(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without the cli extra, serve and demo say what to install."""
-    monkeypatch.setitem(sys.modules, "uvicorn", None)
-    code, _, err = run(capsys, "serve", "--port", "0")
-    assert code == 1
-    assert "pip install 'teletracker-async[cli]'" in err
+def test_every_option_says_its_default() -> None:
+    """Each option's help shows its default, as a value or in words."""
+    parser = _parser()
+    formatter = _HelpFormatter("teletracker-async")
+    subparsers = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    checked = 0
+    for command in subparsers.choices.values():
+        for action in command._actions:
+            if action.dest in ("help", "verbose") or action.help == argparse.SUPPRESS:
+                continue
+            if action.required:
+                continue
+            text = formatter._get_help_string(action) or ""
+            assert "default" in text, (command.prog, action.dest)
+            checked += 1
+    assert checked >= 15
+
+
+def test_help_shows_defaults_through_the_command() -> None:
+    """`serve --help` shows the default port and lifetime as the user sees them."""
+    done = cli("serve", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "0 picks a free port (default: 8000)" in text
+    assert "token lifetime in seconds (default: 3600.0)" in text
+    assert "--verbose" in text
 
 
 # -- serve ---------------------------------------------------------------------------------
 
 
-def test_serve_refuses_a_public_address_without_the_flag(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_serve_refuses_a_public_address_without_the_flag() -> None:
     """Binding beyond loopback needs --allow-remote (usage error otherwise)."""
-    code, _, err = run(capsys, "serve", "--host", "0.0.0.0")  # noqa: S104
-    assert code == 2
-    assert "--allow-remote" in err
+    done = cli("serve", "--host", "0.0.0.0")  # noqa: S104
+    assert done.returncode == 2
+    assert "--allow-remote" in done.stderr
+
+
+def test_serve_warns_when_allowed_beyond_loopback() -> None:
+    """--allow-remote lets a public --host through, with a warning first."""
+    done = cli("serve", "--host", "192.0.2.1", "--allow-remote", "--port", "0")
+    assert done.stderr.startswith(
+        "warning: serving the fake on 192.0.2.1, beyond this machine\n"
+    )
+    assert "cannot listen on 192.0.2.1:0" in done.stderr  # not this machine's address
+    assert done.returncode == 1
 
 
 def test_loopback_detection() -> None:
@@ -329,14 +609,12 @@ def test_loopback_detection() -> None:
     assert not any(_is_loopback(h) for h in ("0.0.0.0", "10.0.0.1", "example.com"))  # noqa: S104
 
 
-def test_serve_reports_a_taken_port(
-    url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_serve_reports_a_taken_port(url: str) -> None:
     """A port already in use is one clear line, exit 1."""
     port = url.rsplit(":", 1)[1]
-    code, _, err = run(capsys, "serve", "--port", port)
-    assert code == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in err
+    done = cli("serve", "--port", port)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
 @pytest.fixture
@@ -414,10 +692,9 @@ async def test_served_fake_drops_connections_for_real(
 # -- demo --------------------------------------------------------------------------------------
 
 
-def test_demo_proves_one_session(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_proves_one_session() -> None:
     """A small demo: every request ok, one login, refreshes, no reuse, exit 0."""
-    code, out, err = run(
-        capsys,
+    done = cli(
         "demo",
         "--requests",
         "400",
@@ -428,12 +705,14 @@ def test_demo_proves_one_session(capsys: pytest.CaptureFixture[str]) -> None:
         "--connections",
         "4",
     )
+    code, out, err = done.returncode, done.stdout, done.stderr
     assert code == 0, out + err
     rows = dict(_rows(out))
     assert rows["requests ok"] == "400"
     assert rows["requests failed"] == "0"
     assert rows["logins"] == "1"
-    assert int(rows["refreshes"]) >= 1
+    # Every full token lifetime that passed needed a renewal (no clock threshold).
+    assert int(rows["refreshes"]) >= int(float(rows["token lifetimes elapsed"]))
     assert rows["tokens refreshed twice"] == "0"
     assert rows["most refreshes at once"] in {"0", "1"}
     assert rows["refresh-token reuse attempts"] == "0"
@@ -481,3 +760,36 @@ def test_python_dash_m_runs_the_command() -> None:
     assert done.returncode == 0
     assert "demo" in done.stdout
     assert "call-data" in done.stdout
+
+
+# -- helpers, in-process ----------------------------------------------------------------
+
+
+def test_plain_progress_rewrites_one_line() -> None:
+    """The plain progress line rewrites itself in place and ends at column 0."""
+    stream = io.StringIO()
+    progress = _PlainProgress(stream)
+    progress.close()
+    assert stream.getvalue() == ""
+    progress.update(3)
+    progress.update(4)  # too soon after the last: not drawn
+    progress.close()
+    assert stream.getvalue() == "\r3 call records\r"
+
+
+def test_demo_report_names_failures() -> None:
+    """The demo's report prints each error kind and the FAIL verdict, exit 1."""
+    rich_console = pytest.importorskip("rich.console")
+    out = rich_console.Console(file=io.StringIO(), width=120)
+    result = DemoResult(
+        errors=Counter({"ServerError": 2}),
+        latencies=[0.001],
+        elapsed=1.0,
+        stats=FakeStats(logins=1),
+        lifetime=1.0,
+        concurrency=3,
+    )
+    assert _report(result, 2, out) == 1
+    text = out.file.getvalue()
+    assert "2 x ServerError" in text
+    assert "FAIL: 2 requests failed" in text

@@ -1,22 +1,8 @@
-"""A stateful, in-process fake of the Teletracker API for tests.
+"""The API's rules: users, sessions with rotating refresh tokens, endpoints and faults.
 
-``FakeTeletracker`` keeps users, sessions with rotating refresh tokens, and call
-records, and answers the way the real API is documented to. Hand its transport to the
-SDK (or to any httpx client)::
-
-    fake = FakeTeletracker(users={"ada": "secret"}, clock=clock)
-    async with TeletrackerClient("ada", "secret", transport=fake.transport()) as c:
-        ...
-    assert fake.stats.logins == 1
-
-Everything it does is in one place, :meth:`FakeTeletracker.handle`, which takes a
-plain :class:`FakeRequest`. Two doors lead there: :meth:`FakeTeletracker.transport`
-(an in-process httpx transport) and :meth:`FakeTeletracker.asgi` (an ASGI app, served
-on loopback by ``teletracker-async serve``).
-
-Besides the documented endpoints it offers ``POST /echo``, an authenticated endpoint
-that answers with the body it got (for tests of request replay), and
-``GET /_fake/stats``, the counters as JSON (for a fake served in another process).
+:class:`FakeTeletracker` answers :class:`FakeRequest` objects in :meth:`~FakeTeletracker.handle`
+the way the real API is documented to; the doors in :mod:`._doors` bring requests to
+it from httpx, ASGI or a loopback socket.
 """
 
 from __future__ import annotations
@@ -27,13 +13,10 @@ import email.parser
 import email.policy
 import json
 import random
-import socket
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -49,46 +32,34 @@ import anyio
 import attrs
 import httpx
 
+from teletracker_async.testing import _doors
+from teletracker_async.testing._clock import FakeGate
+from teletracker_async.testing._wire import Dropped, FakeRequest, FakeResponse
+
 if TYPE_CHECKING:
     import uvicorn
 
 __all__ = [
     "Endpoint",
-    "FakeClock",
-    "FakeGate",
-    "FakeRequest",
-    "FakeResponse",
+    "EndpointHandler",
     "FakeStats",
     "FakeTeletracker",
-    "bind_socket",
-    "socket_url",
+    "RecordedRequest",
 ]
 
+#: The names of the built-in endpoints, as the fault knobs take them. An endpoint
+#: added with :meth:`FakeTeletracker.add_endpoint` is named by its path (or ``name=``).
 Endpoint = Literal["login", "refresh", "data"]
-_ENDPOINTS = ("login", "refresh", "data")
+_BUILT_IN = ("login", "refresh", "data")
 
+#: What :meth:`FakeTeletracker.add_endpoint` calls: the request and the account the
+#: caller acts on (``None`` on an endpoint added with ``authenticated=False``). It
+#: returns a :class:`FakeResponse`, or any JSON value to answer 200 with it.
+EndpointHandler = Callable[[FakeRequest, "int | None"], Any]
 
-class FakeClock:
-    """A clock that moves only when told to: ``clock()`` reads it, ``advance`` moves it.
-
-    Share one between ``TeletrackerAuth(clock=...)`` and ``FakeTeletracker(clock=...)``
-    to step through token lifetimes without waiting.
-    """
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = float(start)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward by *seconds* (never backwards)."""
-        if seconds < 0:
-            raise ValueError("a monotonic clock does not go backwards")
-        self.now += seconds
-
-    def __repr__(self) -> str:
-        return f"FakeClock(now={self.now!r})"
+# Values the requests log never keeps, wherever they appear in a query string.
+_SECRET_KEYS = frozenset({"password", "refresh_token", "token", "access_token"})
+_SCHEMES = {"bearer": "Bearer", "basic": "Basic", "integrator": "Integrator"}
 
 
 @attrs.define
@@ -114,55 +85,24 @@ class FakeStats:
 
 
 @attrs.frozen
-class FakeRequest:
-    """A request as the fake sees it, whichever door it came through."""
+class RecordedRequest:
+    """One request that reached the fake, as :attr:`FakeTeletracker.requests` keeps it.
+
+    Secrets stay out: the body is reduced to its form or JSON *keys*, the
+    ``Authorization`` header to its scheme, and query values named like a secret
+    (``password``, ``token``, ``refresh_token``, ``access_token``) to ``"<redacted>"``.
+    """
 
     method: str
     path: str
     query: Mapping[str, str]
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes = b""
-
-
-@attrs.frozen
-class FakeResponse:
-    """The fake's answer: status, headers and a body (JSON unless said otherwise)."""
-
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = attrs.field(
-        factory=lambda: {"content-type": "application/json"}
-    )
-
-
-class FakeGate:
-    """Holds requests at a point of their handling until :meth:`release`.
-
-    ``await gate.arrived.wait()`` returns once the expected number of requests got
-    there; cancel the client then, or release them. ``after=True`` gates hold the
-    answer after the server has done its work (a refresh has rotated): the client
-    cannot know what happened.
-    """
-
-    def __init__(self, *, after: bool, expected: int = 1) -> None:
-        self.after = after
-        self.expected = expected
-        self.waiting = 0
-        self.arrived = anyio.Event()
-        self._released = anyio.Event()
-
-    def release(self) -> None:
-        """Let the held requests go on (and any later ones through this gate)."""
-        self._released.set()
-
-    async def _hold(self) -> None:
-        self.waiting += 1
-        if self.waiting >= self.expected:
-            self.arrived.set()
-        try:
-            await self._released.wait()
-        finally:
-            self.waiting -= 1
+    #: The form, multipart or JSON body's keys, in order; ``()`` for no or other bodies.
+    keys: tuple[str, ...]
+    #: ``"Bearer"``, ``"Basic"``, ``"Integrator"``, another scheme as sent, or None.
+    scheme: str | None
+    #: The answer's status; None when the connection was dropped or the request
+    #: was cancelled before an answer.
+    status: int | None
 
 
 @attrs.define
@@ -174,10 +114,6 @@ class _Fault:
     seconds: float = 0.0
     gate: FakeGate | None = None
     content: bytes = b""
-
-
-class _Dropped(Exception):  # noqa: N818 - a signal, not an error
-    """The fake drops the connection instead of answering."""
 
 
 @attrs.define
@@ -204,17 +140,70 @@ class _Bearer:
     expires: float
 
 
-def _json(
-    status: int, payload: Any, headers: Mapping[str, str] | None = None
-) -> FakeResponse:
-    merged = {"content-type": "application/json"}
-    if headers:
-        merged.update(headers)
-    return FakeResponse(status, json.dumps(payload).encode(), merged)
+@attrs.frozen
+class _Route:
+    endpoint: str | None  # the fault knobs' name; None: no faults, no in-flight count
+    work: Callable[[FakeRequest], FakeResponse | Awaitable[FakeResponse]]
+
+
+_json = FakeResponse.json
 
 
 def _refusal(status: int, message: str, **more: Any) -> FakeResponse:
-    return _json(status, {"success": False, "message": message, **more})
+    return _json({"success": False, "message": message, **more}, status)
+
+
+def _seconds(value: float) -> int | float:
+    """A lifetime as the API writes it: an integer, unless it has a fraction."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _stamp(moment: datetime) -> str:
+    """A timestamp as the API writes it: to the second, with its offset."""
+    return moment.replace(microsecond=0).isoformat()
+
+
+def _body_keys(request: FakeRequest) -> tuple[str, ...]:
+    ctype = request.headers.get("content-type", "")
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        if ctype.startswith("application/json"):
+            payload = json.loads(request.body or b"{}")
+            return tuple(payload) if isinstance(payload, dict) else ()
+        if ctype.startswith("multipart/form-data"):
+            return tuple(_multipart(ctype, request.body))
+        if request.body:
+            return tuple(
+                k for k, _ in parse_qsl(request.body.decode(), keep_blank_values=True)
+            )
+    return ()
+
+
+def _multipart(ctype: str, body: bytes) -> dict[str, str]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"content-type: " + ctype.encode() + b"\r\n\r\n" + body
+    )
+    form: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload_bytes = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload_bytes, bytes):
+            form[name] = payload_bytes.decode()
+    return form
+
+
+def _record(request: FakeRequest, status: int | None) -> RecordedRequest:
+    scheme_word = request.headers.get("authorization", "").partition(" ")[0]
+    return RecordedRequest(
+        method=request.method,
+        path=request.path,
+        query={
+            k: "<redacted>" if k.lower() in _SECRET_KEYS else v
+            for k, v in request.query.items()
+        },
+        keys=_body_keys(request),
+        scheme=_SCHEMES.get(scheme_word.lower(), scheme_word or None),
+        status=status,
+    )
 
 
 class FakeTeletracker:
@@ -223,12 +212,18 @@ class FakeTeletracker:
     Args:
         users: ``{username: password}`` or ``{username: (password, [account ids])}``.
             A user given without accounts reaches account 1.
-        token_lifetime: Seconds a bearer token lives.
+        token_lifetime: Seconds a bearer token lives. Answers carry it as an integer
+            (``tokenLifetime``), as the API does, unless it has a fraction.
         refresh_token_lifetime: Seconds a refresh token lives.
         expired_status: What an expired bearer token gets: 401 or 403.
         clock: A monotonic clock (share a :class:`FakeClock` with the SDK in tests).
         wall_clock_skew: Seconds the server's wall clock is ahead of the real one.
         records_per_day: Call records per account and day on the data endpoint.
+        account_id_in_answers: Add an ``accountId`` field to login and refresh
+            answers. The documentation shows none; a test of code that copes with
+            extra fields may ask for one.
+        request_log_size: How many of the latest requests :attr:`requests` keeps
+            (None: all of them), so that a long-running served fake stays small.
     """
 
     def __init__(
@@ -241,6 +236,8 @@ class FakeTeletracker:
         clock: Callable[[], float] = time.monotonic,
         wall_clock_skew: float = 0.0,
         records_per_day: int = 24,
+        account_id_in_answers: bool = False,
+        request_log_size: int | None = 1000,
     ) -> None:
         if expired_status not in (401, 403):
             raise ValueError("expired_status must be 401 or 403")
@@ -248,22 +245,40 @@ class FakeTeletracker:
             raise ValueError("lifetimes must be positive")
         if records_per_day < 0:
             raise ValueError("records_per_day must be >= 0")
+        if request_log_size is not None and request_log_size < 0:
+            raise ValueError("request_log_size must be >= 0 or None")
         self.token_lifetime = float(token_lifetime)
         self.refresh_token_lifetime = float(refresh_token_lifetime)
         self.expired_status = expired_status
         self.clock = clock
         self.wall_clock_skew = wall_clock_skew
         self.records_per_day = records_per_day
+        self.account_id_in_answers = account_id_in_answers
         self.stats = FakeStats()
+        #: The requests that reached the fake, in the order they were answered: the
+        #: latest ``request_log_size`` of them.
+        self.requests: deque[RecordedRequest] = deque(maxlen=request_log_size)
         self._users: dict[str, _User] = {}
         self._sessions: dict[str, _Session] = {}
         self._by_token: dict[str, _Bearer] = {}
         self._by_refresh: dict[str, _Session] = {}
         self._spent_refresh: dict[str, _Session] = {}
-        self._faults: dict[str, deque[_Fault]] = {e: deque() for e in _ENDPOINTS}
+        self._faults: dict[str, deque[_Fault]] = {e: deque() for e in _BUILT_IN}
         self._day_cache: dict[tuple[int, date], list[dict[str, Any]]] = {}
         self._wall_origin = time.time()
         self._clock_origin = clock()
+        self._routes: dict[tuple[str, str], _Route] = {
+            ("POST", "/auth/login"): _Route("login", self._login),
+            ("POST", "/auth/refresh"): _Route("refresh", self._refresh),
+            ("GET", "/reports/call-data"): _Route("data", self._call_data),
+            ("POST", "/echo"): _Route("data", self._echo),
+            ("POST", "/oauth/token"): _Route(None, self._oauth_token),
+            ("GET", "/_fake/stats"): _Route(
+                None,
+                lambda _: _json({"success": True, "data": attrs.asdict(self.stats)}),
+            ),
+        }
+        self._built_in_routes = frozenset(self._routes)
         for name, spec in (users or {}).items():
             if isinstance(spec, str):
                 self.add_user(name, spec)
@@ -300,21 +315,78 @@ class FakeTeletracker:
         """Change a user's password (existing sessions live on)."""
         self._users[username].password = password
 
-    def _push(self, endpoint: Endpoint, fault: _Fault, times: int) -> None:
-        if endpoint not in _ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {_ENDPOINTS}, got {endpoint!r}")
+    def add_endpoint(
+        self,
+        method: str,
+        path: str,
+        handler: EndpointHandler,
+        *,
+        name: str | None = None,
+        authenticated: bool = True,
+    ) -> None:
+        """Serve an endpoint the fake does not know, under the fake's own rules.
+
+        The caller's ``Authorization`` is checked first, exactly as on the data
+        endpoint (bearer tokens with their expiry, revocation and ``account_id``
+        check; Basic; Integrator): a refused caller never reaches *handler*. The
+        fault knobs apply too: name the endpoint to them by its *name*.
+
+        Args:
+            method: The HTTP method, e.g. ``"GET"``.
+            path: The path, e.g. ``"/reports/summary"``.
+            handler: Called as ``handler(request, account_id)``; returns a
+                :class:`FakeResponse`, or any JSON value to answer 200 with it.
+            name: What the fault knobs call this endpoint (``fail_next(name)``...).
+                Default: the path, so two methods on one path share their faults.
+                Naming it ``"data"`` puts it under the data endpoint's faults.
+            authenticated: False serves it to anyone; *handler* then gets None.
+
+        Raises:
+            ValueError: The route is one the fake serves itself, or *path* does
+                not start with ``/``.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {path!r}")
+        route = (method.upper(), path.rstrip("/") or "/")
+        if route in self._built_in_routes:
+            raise ValueError(f"{route[0]} {route[1]} is served by the fake itself")
+        endpoint = name if name is not None else route[1]
+
+        def work(request: FakeRequest) -> FakeResponse:
+            account: int | None = None
+            if authenticated:
+                caller = self._caller(request)
+                if isinstance(caller, FakeResponse):
+                    return caller
+                account = caller
+            result = handler(request, account)
+            return result if isinstance(result, FakeResponse) else _json(result)
+
+        self._faults.setdefault(endpoint, deque())
+        self._routes[route] = _Route(endpoint, work)
+
+    def _push(self, endpoint: str, fault: _Fault, times: int) -> None:
+        if endpoint not in self._faults:
+            raise ValueError(
+                f"endpoint must be one of {tuple(self._faults)}, got {endpoint!r}"
+            )
         self._faults[endpoint].extend([fault] * times)
 
     def fail_next(
         self,
-        endpoint: Endpoint,
+        endpoint: Endpoint | str,
         status: int = 500,
         *,
         times: int = 1,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Answer the next *times* requests to *endpoint* with *status* and *body*."""
+        """Answer the next *times* requests to *endpoint* with *status* and *body*.
+
+        *endpoint* is ``"login"``, ``"refresh"``, ``"data"`` (the call-data and echo
+        endpoints) or the name of an endpoint added with :meth:`add_endpoint`; so
+        for every knob below.
+        """
         payload = (
             body
             if body is not None
@@ -325,21 +397,23 @@ class FakeTeletracker:
         )
 
     def garble_next(
-        self, endpoint: Endpoint, content: bytes, *, status: int = 200
+        self, endpoint: Endpoint | str, content: bytes, *, status: int = 200
     ) -> None:
         """Answer the next request to *endpoint* with raw *content* (an HTML page...)."""
         self._push(endpoint, _Fault("garbage", status, content=content), 1)
 
-    def delay_next(self, endpoint: Endpoint, seconds: float, *, times: int = 1) -> None:
+    def delay_next(
+        self, endpoint: Endpoint | str, seconds: float, *, times: int = 1
+    ) -> None:
         """Sleep *seconds* (real time) before handling the next requests."""
         self._push(endpoint, _Fault("delay", seconds=seconds), times)
 
-    def drop_next(self, endpoint: Endpoint, *, times: int = 1) -> None:
+    def drop_next(self, endpoint: Endpoint | str, *, times: int = 1) -> None:
         """Drop the connection of the next requests without answering."""
         self._push(endpoint, _Fault("drop"), times)
 
     def pause_next(
-        self, endpoint: Endpoint, *, after: bool = False, times: int = 1
+        self, endpoint: Endpoint | str, *, after: bool = False, times: int = 1
     ) -> FakeGate:
         """Hold the next *times* requests to *endpoint* at one gate.
 
@@ -349,6 +423,18 @@ class FakeTeletracker:
         gate = FakeGate(after=after, expected=times)
         self._push(endpoint, _Fault("gate", gate=gate), times)
         return gate
+
+    def clear_faults(self, endpoint: Endpoint | str | None = None) -> None:
+        """Forget the faults still queued for *endpoint*, or for every endpoint."""
+        if endpoint is None:
+            for queue in self._faults.values():
+                queue.clear()
+        elif endpoint in self._faults:
+            self._faults[endpoint].clear()
+        else:
+            raise ValueError(
+                f"endpoint must be one of {tuple(self._faults)}, got {endpoint!r}"
+            )
 
     def expire_sessions(self) -> None:
         """Make every bearer token expire now (refresh tokens stay valid)."""
@@ -362,8 +448,10 @@ class FakeTeletracker:
             session.revoked = True
 
     def reset_stats(self) -> None:
-        """Zero the counters."""
+        """Zero the counters (the requests log is kept: ``fake.requests.clear()``)."""
         self.stats = FakeStats()
+
+    # -- what tests read ----------------------------------------------------------------
 
     @property
     def live_sessions(self) -> int:
@@ -375,6 +463,17 @@ class FakeTeletracker:
             if not s.revoked and now < s.refresh_expires
         )
 
+    def issued_secrets(self) -> frozenset[str]:
+        """Every bearer token and refresh token the fake has handed out, spent or not.
+
+        For leak tests: none of them should appear in your logs or output.
+        """
+        return frozenset({*self._by_token, *self._by_refresh, *self._spent_refresh})
+
+    def token_deadlines(self) -> dict[str, float]:
+        """Each bearer token issued, with the ``clock`` time it expires (or expired)."""
+        return {token: bearer.expires for token, bearer in self._by_token.items()}
+
     def wall_time(self) -> datetime:
         """The server's wall clock: it moves with ``clock`` and is skewed on purpose."""
         elapsed = self.clock() - self._clock_origin
@@ -383,57 +482,6 @@ class FakeTeletracker:
         )
 
     # -- doors ------------------------------------------------------------------------
-
-    def asgi_server(self, **options: Any) -> uvicorn.Server:
-        """A ``uvicorn.Server`` for :meth:`asgi` (needs the ``cli`` extra).
-
-        Args:
-            **options: More ``uvicorn.Config`` settings.
-        """
-        try:
-            import uvicorn  # noqa: PLC0415
-        except ImportError:
-            raise RuntimeError(
-                "serving the fake needs uvicorn: pip install 'teletracker-async[cli]'"
-            ) from None
-        settings: dict[str, Any] = {
-            "log_level": "warning",
-            "access_log": False,
-            "lifespan": "on",
-            "interface": "asgi3",
-            "timeout_keep_alive": 30,
-            **options,
-        }
-        return uvicorn.Server(uvicorn.Config(self.asgi, **settings))
-
-    @contextlib.contextmanager
-    def serving(self, host: str = "127.0.0.1") -> Iterator[str]:
-        """Serve the fake over real HTTP on a free port of *host*, in a thread.
-
-        For harnesses whose code builds its own HTTP client: point it at the URL
-        this yields. The fake's state is shared with the thread, so read
-        :attr:`stats` once the requests are done. Needs the ``cli`` extra.
-
-        Yields:
-            The base URL, like ``http://127.0.0.1:38211``.
-        """
-        sock = bind_socket(host, 0)
-        server = self.asgi_server()
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-teletracker"
-        )
-        thread.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError("the fake server did not start")
-                time.sleep(0.01)
-            yield socket_url(sock)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
 
     def transport(
         self, *, max_connections: int | None = None
@@ -445,7 +493,7 @@ class FakeTeletracker:
                 waits for a free 'connection' and holds it until its answer's body is
                 read or closed. None: unlimited.
         """
-        return _FakeTransport(self, max_connections)
+        return _doors.InProcessTransport(self.handle, max_connections)
 
     async def asgi(
         self,
@@ -459,88 +507,63 @@ class FakeTeletracker:
         :meth:`handle`. A dropped connection is played by announcing a body and
         never sending it, which the server turns into a closed connection.
         """
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":  # pragma: no cover - websockets are not served
-            return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        request = FakeRequest(
-            method=scope["method"],
-            path=scope["path"],
-            query=dict(
-                parse_qsl(
-                    scope["query_string"].decode("latin-1"), keep_blank_values=True
-                )
-            ),
-            headers={
-                k.decode("latin-1").lower(): v.decode("latin-1")
-                for k, v in scope["headers"]
-            },
-            body=b"".join(chunks),
-        )
-        try:
-            answer = await self.handle(request)
-        except _Dropped:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-length", b"1")],
-                }
-            )
-            return  # the server closes a connection whose body came up short
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (k.encode("latin-1"), v.encode("latin-1"))
-                    for k, v in answer.headers.items()
-                ]
-                # A length, not chunks: one write for the body, no trailing
-                # zero-chunk write for Nagle and delayed ACKs to stall (44 ms).
-                + [(b"content-length", str(len(answer.body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.body})
+        await _doors.serve_asgi(self.handle, scope, receive, send)
+
+    def asgi_server(self, **options: Any) -> uvicorn.Server:
+        """A ``uvicorn.Server`` for :meth:`asgi` (needs the ``cli`` extra).
+
+        Args:
+            **options: More ``uvicorn.Config`` settings.
+        """
+        return _doors.asgi_server(self.asgi, **options)
+
+    @contextlib.contextmanager
+    def serving(self, host: str = "127.0.0.1") -> Iterator[str]:
+        """Serve the fake over real HTTP on a free port of *host*, in a thread.
+
+        For harnesses whose code builds its own HTTP client: point it at the URL
+        this yields. The fake's state is shared with the thread, so read
+        :attr:`stats` once the requests are done. Needs the ``cli`` extra.
+
+        Yields:
+            The base URL, like ``http://127.0.0.1:38211``.
+        """
+        with _doors.serving(self.asgi, host) as url:
+            yield url
 
     # -- the one implementation -------------------------------------------------------
 
     async def handle(self, request: FakeRequest) -> FakeResponse:
-        """Answer one request. Raises ``_Dropped`` when a fault drops the connection."""
-        route = (request.method, request.path.rstrip("/") or "/")
-        if route == ("POST", "/auth/login"):
-            return await self._guarded("login", request, self._login)
-        if route == ("POST", "/auth/refresh"):
-            return await self._guarded("refresh", request, self._refresh)
-        if route == ("GET", "/reports/call-data"):
-            return await self._guarded("data", request, self._call_data)
-        if route == ("POST", "/echo"):
-            return await self._guarded("data", request, self._echo)
-        if route == ("POST", "/oauth/token"):
-            return await self._oauth_token(request)
-        if route == ("GET", "/_fake/stats"):
-            return _json(200, {"success": True, "data": attrs.asdict(self.stats)})
-        if route[1] in ("/auth/login", "/auth/refresh", "/reports/call-data", "/echo"):
-            return _refusal(405, f"Method {request.method} not allowed")
-        return _refusal(404, f"No endpoint {request.path}")
+        """Answer one request, and log it in :attr:`requests`.
+
+        Raises:
+            Dropped: A fault drops the connection; the doors turn it into one.
+        """
+        status: int | None = None
+        try:
+            answer = await self._dispatch(request)
+            status = answer.status
+            return answer
+        finally:
+            self.requests.append(_record(request, status))
+
+    async def _dispatch(self, request: FakeRequest) -> FakeResponse:
+        path = request.path.rstrip("/") or "/"
+        route = self._routes.get((request.method, path))
+        if route is None:
+            if any(known == path for _, known in self._routes):
+                return _refusal(405, f"Method {request.method} not allowed")
+            return _refusal(404, f"No endpoint {request.path}")
+        if route.endpoint is None:
+            answer = route.work(request)
+            return await answer if not isinstance(answer, FakeResponse) else answer
+        return await self._guarded(route.endpoint, request, route.work)
 
     async def _guarded(
         self,
         endpoint: str,
         request: FakeRequest,
-        work: Callable[[FakeRequest], FakeResponse],
+        work: Callable[[FakeRequest], FakeResponse | Awaitable[FakeResponse]],
     ) -> FakeResponse:
         fault = self._faults[endpoint].popleft() if self._faults[endpoint] else None
         self._in_flight(endpoint, +1)
@@ -550,9 +573,9 @@ class FakeTeletracker:
                 if fault.kind == "delay":
                     await anyio.sleep(fault.seconds)
                 elif fault.kind == "drop":
-                    raise _Dropped
+                    raise Dropped
                 elif fault.kind == "status":
-                    return _json(fault.status, fault.body, fault.headers)
+                    return _json(fault.body, fault.status, fault.headers)
                 elif fault.kind == "garbage":
                     return FakeResponse(
                         fault.status, fault.content, {"content-type": "text/html"}
@@ -560,6 +583,8 @@ class FakeTeletracker:
                 elif fault.gate is not None and not fault.gate.after:
                     await fault.gate._hold()  # noqa: SLF001
             response = work(request)
+            if not isinstance(response, FakeResponse):
+                response = await response
             if fault is not None and fault.gate is not None and fault.gate.after:
                 await fault.gate._hold()  # noqa: SLF001
             return response
@@ -591,16 +616,7 @@ class FakeTeletracker:
                     return _refusal(400, "The JSON body must be an object")
                 return {k: str(v) for k, v in payload.items() if v is not None}
             if ctype.startswith("multipart/form-data"):
-                message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                    b"content-type: " + ctype.encode() + b"\r\n\r\n" + request.body
-                )
-                form: dict[str, str] = {}
-                for part in message.iter_parts():
-                    name = part.get_param("name", header="content-disposition")
-                    payload_bytes = part.get_payload(decode=True)
-                    if isinstance(name, str) and isinstance(payload_bytes, bytes):
-                        form[name] = payload_bytes.decode()
-                return form
+                return _multipart(ctype, request.body)
             return dict(parse_qsl(request.body.decode(), keep_blank_values=True))
         except (ValueError, UnicodeDecodeError):
             return _refusal(400, "The request body could not be read")
@@ -627,23 +643,20 @@ class FakeTeletracker:
 
     def _token_answer(self, session: _Session, token: str) -> FakeResponse:
         wall = self.wall_time()
-        return _json(
-            200,
-            {
-                "success": True,
-                "guid": session.guid,
-                "token": token,
-                "tokenExpiration": (
-                    wall + timedelta(seconds=self.token_lifetime)
-                ).isoformat(),
-                "tokenLifetime": self.token_lifetime,
-                "refreshToken": session.refresh_token,
-                "refreshTokenExpiration": (
-                    wall + timedelta(seconds=self.refresh_token_lifetime)
-                ).isoformat(),
-                "accountId": session.account_id,
-            },
-        )
+        answer: dict[str, Any] = {
+            "success": True,
+            "guid": session.guid,
+            "token": token,
+            "tokenExpiration": _stamp(wall + timedelta(seconds=self.token_lifetime)),
+            "tokenLifetime": _seconds(self.token_lifetime),
+            "refreshToken": session.refresh_token,
+            "refreshTokenExpiration": _stamp(
+                wall + timedelta(seconds=self.refresh_token_lifetime)
+            ),
+        }
+        if self.account_id_in_answers:
+            answer["accountId"] = session.account_id
+        return _json(answer)
 
     def _login(self, request: FakeRequest) -> FakeResponse:
         form = self._form(request)
@@ -674,7 +687,7 @@ class FakeTeletracker:
                 return _refusal(403, f"User cannot access account {account_id}")
         if form.get("auth_only") == "1":
             self.stats.auth_only_checks += 1
-            return _json(200, {"success": True})
+            return _json({"success": True}, 200)
         self.stats.logins += 1
         return self._token_answer(*self._new_session(form["username"], account_id))
 
@@ -729,24 +742,24 @@ class FakeTeletracker:
         elif grant == "refresh_token":
             answer = await self._guarded("refresh", request, self._refresh)
         else:
-            return _json(400, {"error": "unsupported_grant_type"})
+            return _json({"error": "unsupported_grant_type"}, 400)
         try:
             body = json.loads(answer.body)
         except ValueError:
             return answer  # a garbled answer stays garbled
         if answer.status != 200 or "token" not in body:
             return _json(
-                400 if answer.status < 500 else answer.status,
                 {"error": "invalid_grant", "error_description": body.get("message")},
+                400 if answer.status < 500 else answer.status,
             )
         return _json(
-            200,
             {
                 "access_token": body["token"],
                 "token_type": "Bearer",
                 "expires_in": body["tokenLifetime"],
                 "refresh_token": body["refreshToken"],
             },
+            200,
         )
 
     def _caller(self, request: FakeRequest) -> int | FakeResponse:
@@ -827,7 +840,7 @@ class FakeTeletracker:
         while day <= end:
             records.extend(self.records_for(account, day))
             day += timedelta(days=1)
-        return _json(200, {"success": True, "data": records})
+        return _json({"success": True, "data": records}, 200)
 
     def _echo(self, request: FakeRequest) -> FakeResponse:
         account = self._caller(request)
@@ -835,12 +848,12 @@ class FakeTeletracker:
             return account
         self.stats.data_requests += 1
         return _json(
-            200,
             {
                 "success": True,
                 "account_id": account,
                 "data": request.body.decode("utf-8", "replace"),
             },
+            200,
         )
 
     def records_for(self, account_id: int, day: date) -> list[dict[str, Any]]:
@@ -872,86 +885,3 @@ class FakeTeletracker:
             )
         self._day_cache[key] = records
         return records
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket bound to *host*:*port* (0: a free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only
-    # when the protocol is spelled out, and without it Nagle's algorithm and
-    # delayed ACKs add 40 ms to every keep-alive answer (measured: 44 ms -> 1 ms).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def socket_url(sock: socket.socket) -> str:
-    """The http:// base URL of a bound socket."""
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-class _PooledBody(httpx.AsyncByteStream):
-    """A response body that holds its 'connection' until it is closed."""
-
-    def __init__(self, body: bytes, release: Callable[[], None]) -> None:
-        self._body = body
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self._body
-
-    async def aclose(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
-
-
-class _FakeTransport(httpx.AsyncBaseTransport):
-    def __init__(self, fake: FakeTeletracker, max_connections: int | None) -> None:
-        self._fake = fake
-        self._pool = (
-            None if max_connections is None else anyio.Semaphore(max_connections)
-        )
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        # Iterate rather than aread(): aread() would make a one-shot stream replayable,
-        # which a real connection does not.
-        body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
-        fake_request = FakeRequest(
-            method=request.method,
-            path=request.url.path,
-            query=dict(request.url.params),
-            headers={k.decode().lower(): v.decode() for k, v in request.headers.raw},
-            body=body,
-        )
-        pool = self._pool
-        if pool is not None:
-            await pool.acquire()
-        try:
-            answer = await self._fake.handle(fake_request)
-        except BaseException as exc:
-            if pool is not None:
-                pool.release()
-            if isinstance(exc, _Dropped):
-                raise httpx.RemoteProtocolError(
-                    "Server disconnected without sending a response.", request=request
-                ) from None
-            raise
-        headers = {**answer.headers, "content-length": str(len(answer.body))}
-        # stream=, not content=: like a real connection, nothing is read up front,
-        # and the connection is held until the body is read or closed.
-        stream: httpx.AsyncByteStream = (
-            httpx.ByteStream(answer.body)
-            if pool is None
-            else _PooledBody(answer.body, pool.release)
-        )
-        return httpx.Response(
-            answer.status, headers=headers, stream=stream, request=request
-        )
