@@ -569,7 +569,7 @@ async def memory(requests: int = 100_000, refreshes: int = 100) -> dict[str, Any
         d.size_diff
         for d in diff
         if "teletracker_async" in str(d.traceback)
-        and "testing.py" not in str(d.traceback)
+        and "teletracker_async/testing/" not in str(d.traceback)
     )
     return {
         "requests": requests,
