@@ -27,9 +27,9 @@ from teletracker_async._converter import parse_token_answer
 from teletracker_async._core import SessionCore
 from teletracker_async._credentials import (
     Credentials,
-    auth_headers,
     check_account_id,
     check_margin,
+    secret_password,
 )
 from teletracker_async._exceptions import (
     ResponseFormatError,
@@ -67,7 +67,7 @@ _REJECTED = (401, 403)
 Sender = Callable[[Any], Awaitable[Any]]
 
 
-def _undecodable(response: Any, what: str) -> ResponseFormatError:
+def _undecodable(response: Any, what: str) -> TeletrackerError:
     return ResponseFormatError(
         f"The {what} (HTTP {response.status_code}) could not be decoded "
         f"(Content-Encoding {response.headers.get('content-encoding')!r}).",
@@ -92,7 +92,9 @@ class BearerFlow(Credentials):
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._set_credentials(username, password, account_id, base_url)
+        secret = secret_password(password)
+        del password  # from here on, no frame that may raise holds it
+        self._set_credentials(username, secret, account_id, base_url)
         margin = check_margin("refresh_margin", refresh_margin)
         if not callable(clock):
             raise TypeError("clock must be a callable returning seconds as a float")
@@ -119,12 +121,6 @@ class BearerFlow(Credentials):
         new.__dict__.update(other.__dict__)  # the same credentials, core and clock
         return new
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(username={self._username!r}, "
-            f"account_id={self.account_id!r}, base_url={self._base_url!r})"
-        )
-
     @property
     def stack(self) -> str:
         """The HTTP stack this auth works with: ``"httpx"`` or ``"httpx2"``."""
@@ -133,7 +129,8 @@ class BearerFlow(Credentials):
     @property
     def account_id(self) -> int | None:
         """The account sessions are opened for (changed by an account switch)."""
-        return self._core.machine.account_id
+        machine = getattr(self, "_machine", None)  # None while being built
+        return None if machine is None else machine.account_id
 
     @property
     def session(self) -> AuthSession | None:
@@ -282,9 +279,9 @@ class BearerFlow(Credentials):
             try:
                 lease = None
                 while lease is None:
-                    response = yield self._exchange_request(exchange)
-                    assert response is not None  # noqa: S101 - the pump's contract
-                    lease = await self._on_answer(exchange, response)
+                    request = self._exchange_request(exchange)
+                    response = yield request
+                    lease = await self._on_answer(exchange, request, response)
             finally:
                 # Cancelled, timed out or dropped: nobody can know whether the server
                 # used the refresh token, so it stays spent; waiters plan again.
@@ -293,27 +290,29 @@ class BearerFlow(Credentials):
             return
 
     def _exchange_request(self, exchange: Exchange) -> Any:
-        if exchange.kind is Renewal.REFRESH:
-            return self._stack.Request(
-                "POST",
-                self._refresh_url,
-                data={"refresh_token": exchange.refresh_token},
-                headers=auth_headers(),
+        if exchange.kind is Renewal.REFRESH and exchange.refresh_token is not None:
+            return self.exchange_request(
+                "/auth/refresh", {"refresh_token": exchange.refresh_token}
             )
         return self.login_request(exchange.account_id)
 
-    async def _on_answer(self, exchange: Exchange, response: Any) -> Lease | None:
+    async def _on_answer(
+        self, exchange: Exchange, request: Any, response: Any
+    ) -> Lease | None:
         """Read a login/refresh answer: the lease to use, None to go on with a login,
         or the (redacted) error raised."""
         what = (
             "Teletracker login" if exchange.kind is Renewal.LOGIN else "Token refresh"
         )
         status = response.status_code
+        error: TeletrackerError | None
         try:
             await response.aread()
         except self._stack.DecodingError:
-            error: TeletrackerError = _undecodable(response, f"{what} answer")
+            error = _undecodable(response, f"{what} answer")
         else:
+            error = self._redirected(request, response, what)
+        if error is None:
             if exchange.kind is Renewal.REFRESH and status in (400, 401, 403):
                 logger.info(
                     "refresh refused (HTTP %d), logging in again (session revoked?)",
@@ -321,7 +320,9 @@ class BearerFlow(Credentials):
                 )
                 self._core.relogin(exchange)
                 return None
-            if 200 <= status < 300:
+            if not 200 <= status < 300:
+                error = self._refusal(status, response, what)
+            else:
                 try:
                     answer = parse_token_answer(
                         response.content, what=f"{what} answer", status_code=status
@@ -336,8 +337,8 @@ class BearerFlow(Credentials):
                         exchange.account_id,
                     )
                     return self._core.settle(exchange, answer)
-            else:
-                error = self._refusal(status, response, what)
+        if error is None:  # pragma: no cover - every branch above returned or set it
+            raise AssertionError(status)
         valid = self._core.fail(exchange, error)
         if valid is None:
             raise error
@@ -348,6 +349,21 @@ class BearerFlow(Credentials):
             valid.session.guid,
         )
         return valid
+
+    def _redirected(
+        self, request: Any, response: Any, what: str
+    ) -> TeletrackerError | None:
+        """An answer to another request than ours came through a redirect: it is
+        not the API's (which never redirects these), so no token is adopted from
+        it."""
+        if response.request is request:
+            return None
+        return ResponseFormatError(
+            f"The {what} answer came through a redirect to "
+            f"{response.url.scheme}://{response.url.host}; the API does not redirect "
+            "login or refresh, so it was refused.",
+            status_code=response.status_code,
+        )
 
     def _refusal(self, status: int, response: Any, what: str) -> TeletrackerError:
         # Built here, not at the raise site: no frame that raises holds a secret.

@@ -31,10 +31,12 @@ from teletracker_async._converter import (
     structure,
 )
 from teletracker_async._credentials import (
+    EXCHANGE,
     Credentials,
     check_account_id,
     check_base_url,
     check_positive_int,
+    secret_password,
 )
 from teletracker_async._exceptions import (
     APIConnectionError,
@@ -243,20 +245,22 @@ class TeletrackerClient:
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         **httpx_options: Any,
     ) -> None:
+        secret = None if password is None else secret_password(password)
+        del password  # from here on, no frame that may raise holds it
         stack = _pick_stack(http_client, transport, auth)
         bearer, basic, integrator = _bearer_classes(stack)
         if auth is None:
-            if username is None or password is None:
+            if username is None or secret is None:
                 raise TypeError(
                     "TeletrackerClient needs username and password, or auth=..."
                 )
             auth = bearer(
                 username,
-                password,
+                secret.get(),
                 account_id=account_id,
                 base_url=check_base_url(base_url or DEFAULT_BASE_URL),
             )
-        elif username is not None or password is not None or account_id is not None:
+        elif username is not None or secret is not None or account_id is not None:
             raise TypeError(
                 "give either username/password/account_id or auth=..., not both"
             )
@@ -317,9 +321,12 @@ class TeletrackerClient:
             self._http = http_client
 
     def __repr__(self) -> str:
+        # Safe on a half-built client: error reporters repr every frame's locals.
+        stack = getattr(self, "_stack", None)
         return (
-            f"TeletrackerClient(auth={self._auth!r}, base_url={self._base_url!r}, "
-            f"stack={self._stack.name!r})"
+            f"TeletrackerClient(auth={getattr(self, '_auth', None)!r}, "
+            f"base_url={getattr(self, '_base_url', None)!r}, "
+            f"stack={None if stack is None else stack.name!r})"
         )
 
     @property
@@ -372,44 +379,68 @@ class TeletrackerClient:
     async def _request(self, request: Any, *, authenticate: bool) -> Any:
         auth = self._auth if authenticate else None
         if self._slots is None:
-            return await self._http.send(request, auth=auth)
+            return await self._http.send(request, auth=auth, follow_redirects=False)
         async with self._slots:
-            return await self._http.send(request, auth=auth)
+            return await self._http.send(request, auth=auth, follow_redirects=False)
+
+    def _after_no_answer(
+        self, exc: Exception, request: Any, attempt: int, may_repeat: bool
+    ) -> float:
+        """Seconds to wait before retrying a request that got no answer, or raise."""
+        stack = self._stack
+        failed = _failed_request(exc)
+        # Our login/refresh in front of it failed: the request itself never left.
+        in_front = failed is not request and bool(
+            getattr(failed, "extensions", {}).get(EXCHANGE)
+        )
+        retryable = (
+            in_front
+            or isinstance(exc, stack.not_sent)
+            or (may_repeat and isinstance(exc, stack.retryable))
+        )
+        wait = self._wait(attempt, None) if retryable else None
+        if wait is None:
+            # The login/refresh in front holds the password or a refresh token in
+            # the frames of the HTTP stack: keep none of them.
+            cause = detached(exc) if in_front else exc
+            raise _no_answer(request.method, request.url.path, exc, stack) from cause
+        return wait
 
     async def _send(
         self,
-        request: Any,
+        make: Callable[[], Any],
         *,
         idempotent: bool | None,
         authenticate: bool = True,
     ) -> Any:
-        """Send with retries; return the last answer, or raise a transport error."""
-        method = request.method
+        """Send a request that *make* builds (anew for each try) with retries;
+        return the last answer, or raise a transport error.
+
+        Redirects are never followed: the API does not redirect, and a login or
+        refresh must not be replayed to wherever a ``Location`` points.
+        """
         stack = self._stack
-        may_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempt = 0
         while True:
+            request = make()
+            method = request.method
+            may_repeat = (
+                method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+            )
+            wait: float | None
             try:
                 response = await self._request(request, authenticate=authenticate)
             except stack.TransportError as exc:
-                failed = _failed_request(exc)
-                in_front = failed is not None and failed is not request
-                retryable = (
-                    in_front
-                    or isinstance(exc, stack.not_sent)
-                    or (may_repeat and isinstance(exc, stack.retryable))
-                )
-                wait = self._wait(attempt, None) if retryable else None
-                if wait is None:
-                    # The login/refresh in front holds the password or a refresh
-                    # token in the frames of the HTTP stack: keep none of them.
-                    cause = detached(exc) if in_front else exc
-                    raise _no_answer(method, request.url.path, exc, stack) from cause
+                wait = self._after_no_answer(exc, request, attempt, may_repeat)
                 reason = type(exc).__name__
             except stack.DecodingError as exc:
                 raise ResponseFormatError(
                     f"The answer to {method} {request.url.path} could not be decoded "
                     f"({exc}).",
+                ) from exc
+            except stack.RequestError as exc:  # anything else httpx raises for it
+                raise APIConnectionError(
+                    f"{method} {request.url.path}: {type(exc).__name__}: {exc}"
                 ) from exc
             except (ServerError, RateLimitError) as exc:
                 # Raised by the auth flow: a login/refresh failed, so the request
@@ -475,10 +506,13 @@ class TeletrackerClient:
             APIConnectionError: No answer (``APITimeoutError`` for timeouts).
         """
         method = method.upper()
-        request = self._http.build_request(
-            method, self._url(path), params=params, data=data, json=json
+        url = self._url(path)
+        response = await self._send(
+            lambda: self._http.build_request(
+                method, url, params=params, data=data, json=json
+            ),
+            idempotent=idempotent,
         )
-        response = await self._send(request, idempotent=idempotent)
         return self._read(method, path, response)
 
     def _read(
@@ -528,7 +562,9 @@ class TeletrackerClient:
         by_status: bool,
     ) -> APIError:
         status = response.status_code
-        body = self._auth.redact(decode_error_body(response.content))
+        # The token it was sent with may be an older one than the auth's current.
+        sent = response.request.headers.get("authorization", "").partition(" ")[2]
+        body = self._auth.redact(decode_error_body(response.content), also=(sent,))
         refusal = error_for_status(
             status,
             body,
@@ -578,8 +614,11 @@ class TeletrackerClient:
         if account_id is not None:
             params["account_id"] = account_id
         path = "/reports/call-data"
-        request = self._http.build_request("GET", self._url(path), params=params)
-        response = await self._send(request, idempotent=None)
+        url = self._url(path)
+        response = await self._send(
+            lambda: self._http.build_request("GET", url, params=params),
+            idempotent=None,
+        )
         result = self._records(path, response)
         if isinstance(result, TeletrackerError):
             raise result
@@ -671,7 +710,9 @@ class TeletrackerClient:
 
     async def _send_raw(self, request: Any) -> Any:
         try:
-            return await self._http.send(request, auth=None, stream=True)
+            return await self._http.send(
+                request, auth=None, stream=True, follow_redirects=False
+            )
         except self._stack.TransportError as exc:
             raise _no_answer(
                 request.method, request.url.path, exc, self._stack
@@ -718,9 +759,12 @@ class TeletrackerClient:
         Raises:
             TeletrackerError: Any other answer (400, 403, 5xx...) or no answer.
         """
-        request = self._auth.login_request(self._auth.account_id, auth_only=True)
-        path = request.url.path
-        response = await self._send(request, idempotent=True, authenticate=False)
+        path = "/auth/login"
+        response = await self._send(
+            lambda: self._auth.login_request(self._auth.account_id, auth_only=True),
+            idempotent=True,
+            authenticate=False,
+        )
         if response.status_code == 401:
             return False
         self._read("POST", path, response, auth_endpoint=True)

@@ -71,11 +71,17 @@ def _noop() -> None:
     pass
 
 
-def _alive(loop: object | None) -> bool:
+def _alive(owner: tuple[object | None, threading.Thread] | None) -> bool:
+    """Whether the loop that runs a flight can still finish it."""
+    if owner is None:
+        return False
+    loop, thread = owner
     if loop is None:
         return False
     if isinstance(loop, asyncio.AbstractEventLoop):
-        return not loop.is_closed()
+        # Closed, or stopped in a thread that has ended (run_until_complete
+        # returned and nobody closed it): nothing will ever run it again.
+        return not loop.is_closed() and (loop.is_running() or thread.is_alive())
     return _call_soon(loop, _noop)
 
 
@@ -93,8 +99,8 @@ class SessionCore:
         self._mutex = threading.Lock()
         #: flight number -> {event loop -> the event its waiters wait on}
         self._waiters: dict[int, dict[object, anyio.Event]] = {}
-        #: flight number -> the event loop running it
-        self._owners: dict[int, object | None] = {}
+        #: flight number -> (the event loop running it, the thread it ran in)
+        self._owners: dict[int, tuple[object | None, threading.Thread]] = {}
         _CORES.add(self)
 
     def __repr__(self) -> str:
@@ -114,7 +120,8 @@ class SessionCore:
         with self._mutex:
             step = self.machine.plan(self._clock(), event, waited)
             if isinstance(step, Start):
-                self._owners[step.exchange.number] = _current_loop()
+                owner = (_current_loop(), threading.current_thread())
+                self._owners[step.exchange.number] = owner
         return step
 
     async def wait(self, flight: int) -> None:
@@ -129,7 +136,7 @@ class SessionCore:
             if event is None:
                 event = loops[loop] = anyio.Event()
             owner = self._owners.get(flight)
-        if owner is loop:
+        if owner is not None and owner[0] is loop:
             await event.wait()  # our own loop runs it: it cannot vanish under us
             return
         while not event.is_set():
@@ -167,6 +174,8 @@ class SessionCore:
 
     def abort(self, exchange: Exchange) -> None:
         """End *exchange* with an unknown outcome, unless it has settled already."""
+        if self.machine.flight is not exchange:
+            return  # settled (only its owner or _abandon end a flight): no lock needed
         with self._mutex:
             self.machine.abort(exchange, self._clock())
             woken = self._land(exchange)
@@ -192,9 +201,10 @@ class SessionCore:
                 _call_soon(loop, event.set)  # a loop that ended has no waiters left
 
     def _after_fork(self) -> None:
+        # Another thread may have held the lock at the fork: the child gets a new
+        # one. Waiters stay registered: a renewal that the forking thread's loop was
+        # running goes on in the child and wakes them when it settles.
         self._mutex = threading.Lock()
-        self._waiters = {}
-        self._owners = {}
         self.machine.forget()
 
 

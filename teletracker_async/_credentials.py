@@ -7,9 +7,13 @@ dump, log record or captured frame local ever shows a password or a token.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 
@@ -18,6 +22,7 @@ from teletracker_async._exceptions import OriginMismatchError
 from teletracker_async._stack import Stack
 
 __all__ = [
+    "EXCHANGE",
     "Credentials",
     "Secret",
     "auth_headers",
@@ -28,6 +33,7 @@ __all__ = [
     "check_positive_int",
     "origin_of",
     "redact",
+    "secret_password",
 ]
 
 _SECRET_KEYS = frozenset(
@@ -52,23 +58,53 @@ class Secret:
     __str__ = __repr__
 
 
+#: Deeper than this, an error body is not worth keeping (and recursion must stop).
+_MAX_DEPTH = 64
+#: ``password=…`` or ``refresh_token=…`` in an echoed form body.
+_FORM_SECRET = re.compile(r"(?i)\b(password|refresh_token)=[^&\s\"']*")
+
+
+def _spellings(secrets: tuple[str, ...]) -> list[str]:
+    """Each secret as it may come back: plain, form- and URL-encoded, JSON-escaped."""
+    found: set[str] = set()
+    for secret in secrets:
+        if secret:
+            found |= {
+                secret,
+                quote_plus(secret),
+                quote(secret, safe=""),
+                json.dumps(secret)[1:-1],
+            }
+    return sorted(found, key=len, reverse=True)  # longest first: no partial leftovers
+
+
 def redact(body: Any, secrets: tuple[str, ...] = ()) -> Any:
     """Return *body* with secret-looking keys and any of *secrets* blanked, recursively.
 
-    A server that echoes what it was sent must not smuggle a password or a token into
-    an exception through its message or its body.
+    A server or proxy that echoes what it was sent must not smuggle a password or a
+    token into an exception through its message or its body, in any spelling:
+    plain, form-encoded or JSON-escaped. Bodies nested deeper than a sane error body
+    are cut (``"<too deep>"``) rather than walked.
     """
+    return _redact(body, _spellings(secrets), 0)
+
+
+def _redact(body: Any, spellings: list[str], depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        return "<too deep>"
     if isinstance(body, Mapping):
         return {
-            k: "<redacted>" if str(k).lower() in _SECRET_KEYS else redact(v, secrets)
+            k: "<redacted>"
+            if str(k).lower() in _SECRET_KEYS
+            else _redact(v, spellings, depth + 1)
             for k, v in body.items()
         }
     if isinstance(body, list):
-        return [redact(v, secrets) for v in body]
+        return [_redact(v, spellings, depth + 1) for v in body]
     if isinstance(body, str):
-        for secret in secrets:
-            if secret:
-                body = body.replace(secret, "<redacted>")
+        for spelling in spellings:
+            body = body.replace(spelling, "<redacted>")
+        body = _FORM_SECRET.sub(r"\1=<redacted>", body)
     return body
 
 
@@ -153,15 +189,25 @@ class Credentials:
     _origin: tuple[str, str, int | None]
 
     def _set_credentials(
-        self, username: object, password: object, account_id: object, base_url: object
+        self, username: object, password: Secret, account_id: object, base_url: object
     ) -> None:
+        """Check and keep the credentials. Callers wrap the password first (see
+        :func:`secret_password`), so that no frame that may raise holds it."""
         self._username = check_credential("username", username)
-        self._password = Secret(check_credential("password", password))
+        self._password = password
         self._account_id = check_account_id(account_id)
         self._base_url = check_base_url(base_url)
         url = httpx.URL(self._base_url)
         port = url.port
         self._origin = (url.scheme, url.host, port)
+
+    def __repr__(self) -> str:
+        # Safe on a half-built object: error reporters repr every frame's locals.
+        return (
+            f"{type(self).__name__}(username={getattr(self, '_username', None)!r}, "
+            f"account_id={self.account_id!r}, "
+            f"base_url={getattr(self, '_base_url', None)!r})"
+        )
 
     @property
     def username(self) -> str:
@@ -171,7 +217,7 @@ class Credentials:
     @property
     def account_id(self) -> int | None:
         """The account requests work in, or None."""
-        return self._account_id
+        return getattr(self, "_account_id", None)
 
     @property
     def base_url(self) -> str:
@@ -198,9 +244,10 @@ class Credentials:
         """Every secret this auth holds now (to redact echoes of them)."""
         return (self._password.get(),)
 
-    def redact(self, body: Any) -> Any:
-        """*body* without secret-looking keys nor any secret this auth holds."""
-        return redact(body, self.secret_values())
+    def redact(self, body: Any, *, also: tuple[str, ...] = ()) -> Any:
+        """*body* without secret-looking keys, any secret this auth holds, nor any of
+        *also* (the token a request was actually sent with, say)."""
+        return redact(body, (*self.secret_values(), *also))
 
     def login_request(self, account_id: int | None, *, auth_only: bool = False) -> Any:
         """``POST /auth/login`` with the credentials (form-encoded).
@@ -213,9 +260,68 @@ class Credentials:
             form["account_id"] = str(account_id)
         if auth_only:
             form["auth_only"] = "1"
-        return self._stack.Request(
-            "POST", f"{self._base_url}/auth/login", data=form, headers=auth_headers()
+        return self.exchange_request("/auth/login", form)
+
+    def exchange_request(self, path: str, form: dict[str, str]) -> Any:
+        """A form POST carrying a secret, marked as the SDK's own and sent once only.
+
+        Its body can be read a single time: if a redirect (``follow_redirects=True``)
+        tries to replay it, to any origin, it raises instead of sending the secret.
+        """
+        body = urlencode(form).encode()
+        prepared = self._stack.Request(  # for the headers httpx derives (Host...)
+            "POST",
+            f"{self._base_url}{path}",
+            headers={
+                **auth_headers(),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            content=body,
         )
+        # The body a transport (or a redirect) iterates can be sent once only. Like
+        # any streamed body, an event hook reads it with ``await request.aread()``.
+        return self._stack.Request(
+            "POST",
+            prepared.url,
+            headers=prepared.headers,
+            stream=_once_stream(self._stack)(body),
+            extensions={EXCHANGE: True},
+        )
+
+
+#: The request extension that marks the SDK's own login and refresh requests.
+EXCHANGE = "teletracker_async.exchange"
+
+
+class _OnceStream:
+    """A request body that refuses to be sent twice (see ``exchange_request``)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._sent = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._sent:
+            raise OriginMismatchError(
+                "Refusing to send a Teletracker login or refresh again (a redirect?): "
+                "its body holds a secret, and the API does not redirect these."
+            )
+        self._sent = True
+        yield self.body
+
+    async def aclose(self) -> None:
+        pass
+
+
+@functools.cache
+def _once_stream(stack: Stack) -> type[_OnceStream]:
+    """:class:`_OnceStream` as *stack*'s ``AsyncByteStream`` (its clients check)."""
+    return type("OnceStream", (_OnceStream, stack.module.AsyncByteStream), {})
+
+
+def secret_password(password: object) -> Secret:
+    """Check a password and wrap it at once (call it first in a constructor)."""
+    return Secret(check_credential("password", password))
 
 
 def auth_headers() -> dict[str, str]:

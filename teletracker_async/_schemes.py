@@ -9,7 +9,12 @@ from typing import Any
 import httpx
 
 from teletracker_async._config import DEFAULT_BASE_URL
-from teletracker_async._credentials import Credentials, Secret, check_account_id
+from teletracker_async._credentials import (
+    Credentials,
+    Secret,
+    check_account_id,
+    secret_password,
+)
 from teletracker_async._stack import HTTPX
 
 __all__ = [
@@ -28,17 +33,11 @@ class _HeaderAuth(Credentials):
     _scheme = ""
 
     def __init__(
-        self, username: str, password: str, account_id: int | None, base_url: str
+        self, username: str, password: Secret, account_id: int | None, base_url: str
     ) -> None:
         self._set_credentials(username, password, account_id, base_url)
         pair = f"{self._username}:{self._password.get()}".encode()
         self._header = Secret(f"{self._scheme} {base64.b64encode(pair).decode()}")
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(username={self._username!r}, "
-            f"account_id={self._account_id!r}, base_url={self._base_url!r})"
-        )
 
     def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         """Add the header, and ``account_id`` unless the request names one.
@@ -86,7 +85,9 @@ class BasicScheme(_HeaderAuth):
         account_id: int | None = None,
         base_url: str = DEFAULT_BASE_URL,
     ) -> None:
-        super().__init__(username, password, account_id, base_url)
+        secret = secret_password(password)
+        del password  # no frame that may raise holds it
+        super().__init__(username, secret, account_id, base_url)
 
 
 class IntegratorScheme(_HeaderAuth):
@@ -111,11 +112,13 @@ class IntegratorScheme(_HeaderAuth):
         account_id: int,
         base_url: str = DEFAULT_BASE_URL,
     ) -> None:
+        secret = secret_password(password)
+        del password  # no frame that may raise holds it
         if account_id is None:
             raise TypeError(
                 "IntegratorAuth needs account_id: the API requires it on every request"
             )
-        super().__init__(username, password, account_id, base_url)
+        super().__init__(username, secret, account_id, base_url)
 
     def use_account(self, account_id: int | None) -> None:
         if account_id is None:

@@ -198,6 +198,8 @@ class Exchange:
     refresh_token: str | None = attrs.field(repr=False)
     forced: bool
     switch: bool
+    #: The generation installed when it started (to spot a superseded exchange).
+    generation: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -278,6 +280,7 @@ class SessionMachine:
             if self.flight is not None:
                 return Wait(self.flight.number)
             return Start(self._start(now, event.account_id, forced=True, switch=True))
+        lease = self.lease
         early = (
             self._after_refusal(now, event)
             if isinstance(event, Refused)
@@ -290,7 +293,10 @@ class SessionMachine:
             return Share(failure)
         if self.flight is not None:
             return Wait(self.flight.number)
-        forced = isinstance(event, Refused)  # else a valid token may still serve
+        # A refused token (the caller's, or one suspected after an unreplayable
+        # request) cannot serve while the renewal fails: its failure is raised.
+        suspected = lease is not None and lease.generation == self.suspect
+        forced = isinstance(event, Refused) or suspected
         return Start(self._start(now, self._account(), forced=forced))
 
     def _after_refusal(self, now: float, event: Refused) -> Step | None:
@@ -340,14 +346,30 @@ class SessionMachine:
             # any thread, can be handed it again.
             self.refresh_token_spent = True
         self.flight = Exchange(
-            self.flights, kind, account_id, refresh_token, forced, switch
+            self.flights,
+            kind,
+            account_id,
+            refresh_token,
+            forced,
+            switch,
+            self.generation,
         )
         return self.flight
 
     # -- outcomes ---------------------------------------------------------------------
 
     def settle(self, exchange: Exchange, answer: TokenAnswer, now: float) -> Lease:
-        """The exchange brought a new session: install it, in one step."""
+        """The exchange brought a new session: install it, in one step.
+
+        An exchange that was given up on (its event loop looked dead) and answered
+        after a newer session was installed does not replace it: the newer one is
+        returned instead.
+        """
+        superseded = self.flight is not exchange and (
+            self.flight is not None or self.generation != exchange.generation
+        )
+        if superseded and self.lease is not None:
+            return self.lease
         self._land(exchange)
         session = AuthSession(
             token=answer.token,
@@ -419,7 +441,6 @@ class SessionMachine:
         if self.flight is not exchange:
             return  # settled already
         self._land(exchange)
-        self.last_failure = None
         if not exchange.switch:
             self._back_off(now)
 

@@ -29,6 +29,7 @@ class Stack:
     DecodingError: type[Exception] = attrs.field(repr=False)
     TransportError: type[Exception] = attrs.field(repr=False)
     TimeoutException: type[Exception] = attrs.field(repr=False)
+    RequestError: type[Exception] = attrs.field(repr=False)
     #: Transport failures where the request provably never left.
     not_sent: tuple[type[Exception], ...] = attrs.field(repr=False)
     #: Transport failures worth retrying for idempotent requests.
@@ -44,6 +45,7 @@ class Stack:
             DecodingError=module.DecodingError,
             TransportError=module.TransportError,
             TimeoutException=module.TimeoutException,
+            RequestError=module.RequestError,
             not_sent=(module.ConnectError, module.ConnectTimeout, module.PoolTimeout),
             retryable=(
                 module.NetworkError,
