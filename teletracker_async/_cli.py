@@ -645,7 +645,8 @@ def _version() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     verbose_help = (
-        "show the SDK's debug log and httpx's request lines on stderr (no secrets)"
+        "show the SDK's debug log and the HTTP stack's request lines (httpx or "
+        "httpx2) on stderr (no secrets)"
     )
     parser = argparse.ArgumentParser(
         prog="teletracker-async",
@@ -800,7 +801,12 @@ def _configure_logging(verbose: bool) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    for name, level in (("teletracker_async", logging.DEBUG), ("httpx", logging.INFO)):
+    # Each HTTP stack logs under its own name: whichever is in use is heard.
+    for name, level in (
+        ("teletracker_async", logging.DEBUG),
+        ("httpx", logging.INFO),
+        ("httpx2", logging.INFO),
+    ):
         logger = logging.getLogger(name)
         logger.setLevel(level)
         logger.addHandler(handler)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
 
 import attrs
 import httpx
@@ -26,14 +30,41 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+#: The HTTP stacks the auth-flow and client suites run on (httpx2 needs 3.11+).
+STACKS = [
+    pytest.param("httpx", id="httpx"),
+    pytest.param(
+        "httpx2",
+        id="httpx2",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("httpx2") is None, reason="httpx2 not installed"
+        ),
+    ),
+]
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def bearer_auth_class(stack: str) -> Any:
+    """TeletrackerAuth for *stack*: teletracker_async's, or its httpx2 twin."""
+    if stack == "httpx":
+        return TeletrackerAuth
+    return importlib.import_module("teletracker_async.httpx2").TeletrackerAuth
+
+
 @attrs.define
 class Env:
-    """A fake server, an auth on the same fake clock, and a client wired to both."""
+    """A fake server, an auth on the same fake clock, and a client wired to both,
+    on one HTTP stack (``http`` is its module: httpx or httpx2)."""
 
     clock: FakeClock
     fake: FakeTeletracker
     auth: TeletrackerAuth
     client: httpx.AsyncClient
+    http: ModuleType
 
     async def call_data(self) -> httpx.Response:
         return await self.client.get(
@@ -64,9 +95,12 @@ def auth(clock: FakeClock) -> TeletrackerAuth:
 
 @pytest.fixture
 async def env(
-    clock: FakeClock, fake: FakeTeletracker, auth: TeletrackerAuth
+    clock: FakeClock, fake: FakeTeletracker, stack: str
 ) -> AsyncIterator[Env]:
-    async with httpx.AsyncClient(
-        auth=auth, transport=fake.transport(), base_url=BASE_URL
+    http = importlib.import_module(stack)
+    auth = bearer_auth_class(stack)(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    transport = fake.transport(stack=stack)  # type: ignore[call-overload]
+    async with http.AsyncClient(
+        auth=auth, transport=transport, base_url=BASE_URL
     ) as client:
-        yield Env(clock, fake, auth, client)
+        yield Env(clock, fake, auth, client, http)

@@ -32,7 +32,7 @@ from teletracker_async import (
 )
 from teletracker_async.testing import Endpoint, FakeClock, FakeTeletracker
 
-from .conftest import BASE_URL, PASSWORD, USERNAME
+from .conftest import BASE_URL, PASSWORD, USERNAME, bearer_auth_class
 
 pytestmark = pytest.mark.anyio
 
@@ -73,12 +73,12 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 async def client(
-    fake: FakeTeletracker, clock: FakeClock, sleeps: Sleeps
+    fake: FakeTeletracker, clock: FakeClock, sleeps: Sleeps, stack: str
 ) -> AsyncIterator[TeletrackerClient]:
-    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
-    async with TeletrackerClient(
-        auth=auth, transport=fake.transport(), sleep=sleeps
-    ) as c:
+    """A client on the fake, on each HTTP stack (httpx, httpx2)."""
+    auth = bearer_auth_class(stack)(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
+    transport = fake.transport(stack=stack)  # type: ignore[call-overload]
+    async with TeletrackerClient(auth=auth, transport=transport, sleep=sleeps) as c:
         yield c
 
 

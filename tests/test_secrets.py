@@ -141,8 +141,9 @@ async def test_errors_do_not_carry_the_login_request(env: Env) -> None:
 async def test_httpx_logs_show_no_secret(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """httpx's own request log lines (URLs only) leak nothing either."""
-    with caplog.at_level(logging.DEBUG, logger="httpx"):
+    """httpx's (or httpx2's) own request log lines, under its own logger name,
+    leak nothing either."""
+    with caplog.at_level(logging.DEBUG, logger=env.http.__name__):
         await env.call_data()
         response = await env.client.get("/nope")
     assert response.status_code == 404
@@ -247,7 +248,9 @@ async def test_no_secret_in_captured_frame_locals(env: Env) -> None:
     env.fake.fail_next("refresh", 500, body={"message": f"no: {session.refresh_token}"})
     await expect(ServerError, env.call_data())
     async with TeletrackerClient(
-        auth=env.auth, transport=env.fake.transport(), max_retries=0
+        auth=env.auth,
+        transport=env.fake.transport(stack=env.http.__name__),  # type: ignore[call-overload]
+        max_retries=0,
     ) as client:
         await client.session()
         token = env.auth.session.token if env.auth.session else ""

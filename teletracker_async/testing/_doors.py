@@ -1,4 +1,5 @@
-"""The doors to a fake: an in-process httpx transport, an ASGI app, loopback serving.
+"""The doors to a fake: an in-process transport (httpx or httpx2), an ASGI app, loopback
+serving.
 
 Each door turns what it receives into a :class:`FakeRequest`, awaits a
 :data:`Handler` and turns the :class:`FakeResponse` back. None of them knows a rule
@@ -8,6 +9,8 @@ of the API; a :class:`Dropped` from the handler becomes a dropped connection.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import socket
 import threading
 import time
@@ -16,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import anyio
-import httpx
 
 from teletracker_async.testing._wire import Dropped, FakeRequest, Handler
 
@@ -28,6 +30,7 @@ __all__ = [
     "InProcessTransport",
     "asgi_server",
     "bind_socket",
+    "in_process_transport",
     "serve_asgi",
     "serving",
     "socket_url",
@@ -46,7 +49,7 @@ ASGIApp = Callable[
 # -- in process -----------------------------------------------------------------------
 
 
-class _PooledBody(httpx.AsyncByteStream):
+class _PooledBody:
     """A response body that holds its 'connection' until it is closed."""
 
     def __init__(self, body: bytes, release: Callable[[], None]) -> None:
@@ -62,12 +65,16 @@ class _PooledBody(httpx.AsyncByteStream):
             release()
 
 
-class InProcessTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that hands each request to *handler*, in-process.
+class InProcessTransport:
+    """A transport that hands each request to *handler*, in-process.
 
-    With *max_connections* it behaves like a pool of that size: a request waits for
-    a free 'connection' and holds it until its answer's body is read or closed.
+    Written once for both stacks: :func:`in_process_transport` makes it an httpx or
+    an httpx2 ``AsyncBaseTransport``. With *max_connections* it behaves like a pool
+    of that size: a request waits for a free 'connection' and holds it until its
+    answer's body is read or closed.
     """
+
+    _http: Any  # the stack's module
 
     def __init__(self, handler: Handler, max_connections: int | None = None) -> None:
         self._handler = handler
@@ -75,10 +82,10 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             None if max_connections is None else anyio.Semaphore(max_connections)
         )
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: Any) -> Any:
         # Iterate rather than aread(): aread() would make a one-shot stream replayable,
         # which a real connection does not.
-        body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
+        body = b"".join([chunk async for chunk in request.stream])
         fake_request = FakeRequest(
             method=request.method,
             path=request.url.path,
@@ -95,21 +102,45 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             if pool is not None:
                 pool.release()
             if isinstance(exc, Dropped):
-                raise httpx.RemoteProtocolError(
+                raise self._http.RemoteProtocolError(
                     "Server disconnected without sending a response.", request=request
                 ) from None
             raise
         headers = {**answer.headers, "content-length": str(len(answer.body))}
         # stream=, not content=: like a real connection, nothing is read up front,
         # and the connection is held until the body is read or closed.
-        stream: httpx.AsyncByteStream = (
-            httpx.ByteStream(answer.body)
+        stream = (
+            self._http.ByteStream(answer.body)
             if pool is None
-            else _PooledBody(answer.body, pool.release)
+            else _pooled_body(self._http)(answer.body, pool.release)
         )
-        return httpx.Response(
+        return self._http.Response(
             answer.status, headers=headers, stream=stream, request=request
         )
+
+
+@functools.cache
+def _pooled_body(module: Any) -> type[_PooledBody]:
+    return type("PooledBody", (_PooledBody, module.AsyncByteStream), {})
+
+
+@functools.cache
+def _transport_class(module: Any) -> type[InProcessTransport]:
+    return type(
+        "InProcessTransport",
+        (InProcessTransport, module.AsyncBaseTransport),
+        {"_http": module},
+    )
+
+
+def in_process_transport(
+    handler: Handler, max_connections: int | None, stack: str
+) -> Any:
+    """An in-process transport of *stack* (``"httpx"`` or ``"httpx2"``)."""
+    if stack not in ("httpx", "httpx2"):
+        raise ValueError(f"stack must be 'httpx' or 'httpx2', not {stack!r}")
+    module = importlib.import_module(stack)
+    return _transport_class(module)(handler, max_connections)
 
 
 # -- ASGI -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import (
     MutableMapping,
 )
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import parse_qsl
 
 import anyio
@@ -483,17 +483,33 @@ class FakeTeletracker:
 
     # -- doors ------------------------------------------------------------------------
 
+    @overload
     def transport(
-        self, *, max_connections: int | None = None
-    ) -> httpx.AsyncBaseTransport:
-        """An httpx transport that answers in-process, for ``AsyncClient(transport=)``.
+        self,
+        *,
+        max_connections: int | None = None,
+        stack: Literal["httpx"] = "httpx",
+    ) -> httpx.AsyncBaseTransport: ...
+    @overload
+    def transport(
+        self, *, max_connections: int | None = None, stack: Literal["httpx2"]
+    ) -> Any: ...
+    def transport(
+        self,
+        *,
+        max_connections: int | None = None,
+        stack: Literal["httpx", "httpx2"] = "httpx",
+    ) -> Any:
+        """A transport that answers in-process, for ``AsyncClient(transport=)``.
 
         Args:
             max_connections: Behave like a connection pool of this size: a request
                 waits for a free 'connection' and holds it until its answer's body is
                 read or closed. None: unlimited.
+            stack: ``"httpx"`` (an ``httpx.AsyncBaseTransport``) or ``"httpx2"``
+                (for an ``httpx2.AsyncClient``; needs httpx2 installed).
         """
-        return _doors.InProcessTransport(self.handle, max_connections)
+        return _doors.in_process_transport(self.handle, max_connections, stack)
 
     async def asgi(
         self,
