@@ -29,7 +29,7 @@ from benchmarks import suite
 RESULTS = Path(__file__).parent / "results"
 
 FULL: dict[str, dict[str, Any]] = {
-    "per_request": {"requests": 5000, "rounds": 5},
+    "per_request": {"requests": 5000, "rounds": 9},
     "threads": {"coroutines": 250, "expiries": 10},
     "expiry_storm": {"coroutines": 10_000, "rounds": 3},
     "early_window": {"coroutines": 10_000},

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import sys
 import threading
 import traceback
 from typing import Any
@@ -25,7 +24,7 @@ from teletracker_async._session import NEED, Share, Wait
 from teletracker_async.testing import FakeClock, FakeTeletracker
 
 from .conftest import BASE_URL, PASSWORD, USERNAME
-from .test_loops import run_loop
+from .test_loops import run_loops_in_threads
 from .test_session import answer, machine, started
 
 pytestmark = pytest.mark.anyio
@@ -265,7 +264,6 @@ def test_threads_with_random_cancellation(kinds: tuple[str, ...]) -> None:
     rounds, per_loop = 8, 40
     clock = FakeClock()
     fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
-    failures: list[BaseException] = []
 
     def next_round() -> None:
         clock.advance(3600 if random.random() < 0.5 else 3500)
@@ -273,42 +271,26 @@ def test_threads_with_random_cancellation(kinds: tuple[str, ...]) -> None:
         fake.delay_next("login", 0.05)
 
     barrier = threading.Barrier(len(kinds), action=next_round, timeout=60)
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        with fake.serving() as url:
-            auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url, clock=clock)
+    with fake.serving() as url:
+        auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url, clock=clock)
 
-            def worker(kind: str) -> None:
-                async def main() -> None:
-                    async with httpx.AsyncClient(auth=auth, base_url=url) as client:
-                        for _ in range(rounds):
-                            await anyio.to_thread.run_sync(barrier.wait)
-                            async with anyio.create_task_group() as tg:
-                                for _ in range(per_loop):
-                                    tg.start_soon(one, client)
-                        with anyio.fail_after(10):
-                            response = await client.post("/echo", content=b"z")
-                        assert response.status_code == 200
+        async def main() -> None:
+            async with httpx.AsyncClient(auth=auth, base_url=url) as client:
+                for _ in range(rounds):
+                    await anyio.to_thread.run_sync(barrier.wait)
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(per_loop):
+                            tg.start_soon(one, client)
+                with anyio.fail_after(10):
+                    response = await client.post("/echo", content=b"z")
+                assert response.status_code == 200
 
-                async def one(client: httpx.AsyncClient) -> None:
-                    with anyio.move_on_after(random.random() * 0.12):
-                        with contextlib.suppress(TeletrackerError):
-                            await client.post("/echo", content=b"x")
+        async def one(client: httpx.AsyncClient) -> None:
+            with anyio.move_on_after(random.random() * 0.12):
+                with contextlib.suppress(TeletrackerError):
+                    await client.post("/echo", content=b"x")
 
-                try:
-                    run_loop(kind, main)
-                except BaseException as exc:
-                    failures.append(exc)
-                    barrier.abort()
-
-            threads = [threading.Thread(target=worker, args=(k,)) for k in kinds]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=120)
-    finally:
-        sys.setswitchinterval(old)
+        failures = run_loops_in_threads(kinds, main, barrier)
     assert not failures, failures
     assert fake.stats.reuse_attempts == 0
     assert not auth._core.busy()

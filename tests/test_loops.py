@@ -96,6 +96,35 @@ def run_loop(kind: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         trio.run(main)
 
 
+def run_loops_in_threads(
+    kinds: tuple[str, ...],
+    main: Callable[[], Coroutine[Any, Any, None]],
+    barrier: threading.Barrier,
+) -> list[BaseException]:
+    """Run *main* in one thread per kind, each on its own event loop of that kind,
+    with threads switched as often as CPython can; return what any of them raised."""
+    failures: list[BaseException] = []
+
+    def worker(kind: str) -> None:
+        try:
+            run_loop(kind, main)
+        except BaseException as exc:
+            failures.append(exc)
+            barrier.abort()  # the others must not wait for this one
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=worker, args=(k,)) for k in kinds]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(old_interval)
+    return failures
+
+
 @pytest.mark.parametrize(
     "kinds",
     [
@@ -112,7 +141,6 @@ def test_one_session_across_event_loops_in_threads(kinds: tuple[str, ...]) -> No
     rounds, per_loop = 12, 60
     clock = FakeClock()
     fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
-    failures: list[BaseException] = []
     codes: list[int] = []
     shifts = [PAST_EXPIRY if r % 2 else INTO_EARLY_WINDOW for r in range(rounds)]
 
@@ -121,39 +149,23 @@ def test_one_session_across_event_loops_in_threads(kinds: tuple[str, ...]) -> No
         fake.delay_next("refresh", 0.05)
 
     barrier = threading.Barrier(len(kinds), action=next_round, timeout=60)
-    old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # switch threads as often as CPython can
-    try:
-        with fake.serving() as url:
-            auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url, clock=clock)
+    with fake.serving() as url:
+        auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url, clock=clock)
 
-            def worker(kind: str) -> None:
-                async def main() -> None:
-                    async with httpx.AsyncClient(auth=auth, base_url=url) as client:
-                        await client.post("/echo", content=b"first")  # log in
-                        for _ in range(rounds):
-                            await anyio.to_thread.run_sync(barrier.wait)
-                            async with anyio.create_task_group() as tg:
-                                for _ in range(per_loop):
-                                    tg.start_soon(one, client)
+        async def main() -> None:
+            async with httpx.AsyncClient(auth=auth, base_url=url) as client:
+                await client.post("/echo", content=b"first")  # log in
+                for _ in range(rounds):
+                    await anyio.to_thread.run_sync(barrier.wait)
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(per_loop):
+                            tg.start_soon(one, client)
 
-                async def one(client: httpx.AsyncClient) -> None:
-                    response = await client.post("/echo", content=b"x")
-                    codes.append(response.status_code)
+        async def one(client: httpx.AsyncClient) -> None:
+            response = await client.post("/echo", content=b"x")
+            codes.append(response.status_code)
 
-                try:
-                    run_loop(kind, main)
-                except BaseException as exc:
-                    failures.append(exc)
-                    barrier.abort()
-
-            threads = [threading.Thread(target=worker, args=(k,)) for k in kinds]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-    finally:
-        sys.setswitchinterval(old_interval)
+        failures = run_loops_in_threads(kinds, main, barrier)
     assert not failures, failures
     assert codes == [200] * (rounds * per_loop * len(kinds))
     stats = fake.stats
