@@ -4,6 +4,8 @@ clear error whenever two stacks are mixed."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import anyio
@@ -210,3 +212,19 @@ async def test_session_and_switch_account_on_httpx2(fake: FakeTeletracker) -> No
         assert client.auth.account_id == 2
         body = await client.request_json("POST", "/echo")
     assert body["account_id"] == 2
+
+
+def test_httpx2_costs_nothing_until_asked_for() -> None:
+    """Importing the SDK, building a client and a fake imports no httpx2: only
+    teletracker_async.httpx2 (or an httpx2 object handed in) does."""
+    code = (
+        "import sys, teletracker_async, teletracker_async.testing\n"
+        "teletracker_async.TeletrackerClient('u', 'p')\n"
+        "assert 'httpx2' not in sys.modules, 'httpx2 imported'\n"
+        "import teletracker_async.httpx2\n"
+        "assert 'httpx2' in sys.modules\n"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter, our own code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
