@@ -32,6 +32,7 @@ FULL: dict[str, dict[str, Any]] = {
     "per_request": {"requests": 5000, "rounds": 9},
     "threads": {"coroutines": 250, "expiries": 10},
     "expiry_storm": {"coroutines": 10_000, "rounds": 3},
+    "contended_storms": {},
     "early_window": {"coroutines": 10_000},
     "loopback": {"requests": 3000, "concurrency": 200, "rounds": 3},
     "loopback_httpx2": {"requests": 3000, "concurrency": 200, "rounds": 3},
@@ -42,6 +43,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "per_request": {"requests": 500, "rounds": 3},
     "threads": {"coroutines": 50, "expiries": 4},
     "expiry_storm": {"coroutines": 1000, "rounds": 2},
+    "contended_storms": {"sizes": (1000,), "refresh_times": (0.05,)},
     "early_window": {"coroutines": 1000},
     "loopback": {"requests": 400, "concurrency": 50, "rounds": 2},
     "loopback_httpx2": {"requests": 400, "concurrency": 50, "rounds": 2},
@@ -73,6 +75,28 @@ def _httpx2_rows(results: dict[str, Any]) -> list[str]:
         f"| 3. requests/s, ours on httpx / ours on httpx2 | {lo['sdk_rps']:.0f} / {lo2['sdk_rps']:.0f} | | |",
         f"| 3. httpx2 loopback p50 / p99 ms (SDK) | {lo2['sdk_p50_ms']:.1f} / {lo2['sdk_p99_ms']:.1f} | | |",
     ]
+
+
+def _storm_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """Workload 2b: storms whose refresh takes time, so that everyone else waits."""
+    if not rows:
+        return []
+    lines = [
+        (
+            "Storms that contend (2b.): every request at once with a slow refresh; "
+            "ratio = storm / (fresh batch + refresh time), goal ≤ 1.1:"
+        ),
+        "",
+        "| coroutines | refresh | token | refreshes | waited | failed | ratio | |",
+        "|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {r['coroutines']} | {r['refresh_s'] * 1000:.0f} ms | {r['where']} | "
+        f"{r['refreshes']} | {r['waited']} | {r['failed']} | {r['ratio']:.3f} | "
+        f"{_check(r['ratio'] <= 1.1 and r['refreshes'] == 1 and r['failed'] == 0)} |"
+        for r in rows
+    ]
+    return [*lines, ""]
 
 
 def render(results: dict[str, Any], machine: str, command: str) -> str:
@@ -107,6 +131,7 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
         f"| 5. memory growth, everything incl. the fake | {mem['growth_total_kib']:.1f} KiB | | |",
         f"| 5. peak RSS growth | {mem['peak_rss_growth_kib']} KiB | | |",
         "",
+        *_storm_rows(results.get("contended_storms", [])),
         "Peers (4.), each against the fake's OAuth2-shaped `/oauth/token`, same loopback server:",
         "",
         "| client | cost vs static header | expiry storm: refreshes / logins / failed | early window: refreshes / stall ms | refresh-token reuse | tokens refreshed twice |",
@@ -123,10 +148,11 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
 
 
 async def _run(sizes: dict[str, dict[str, Any]], progress: Progress) -> dict[str, Any]:
-    workloads: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+    workloads: dict[str, Callable[..., Awaitable[Any]]] = {
         "per_request": suite.per_request,
         "threads": suite.threads,
         "expiry_storm": suite.expiry_storm,
+        "contended_storms": suite.contended_storms,
         "early_window": suite.early_window,
         "loopback": suite.loopback,
         "loopback_httpx2": functools.partial(suite.loopback, stack="httpx2"),
@@ -138,9 +164,10 @@ async def _run(sizes: dict[str, dict[str, Any]], progress: Progress) -> dict[str
     for name, workload in workloads.items():
         if "httpx2" in name and not suite._has_httpx2():  # noqa: SLF001
             continue
-        progress.update(task, description=name)
+        progress.update(task, description=name, refresh=True)
         results[name] = await workload(**sizes[name])
         progress.advance(task)
+        progress.refresh()
     return results
 
 
@@ -164,6 +191,8 @@ def main() -> int:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        # No refresh thread: it would take the GIL in the middle of measurements.
+        auto_refresh=False,
     ) as progress:
         results = anyio.run(_run, sizes, progress, backend="asyncio")
     command = "uv run python -m benchmarks" + (" --quick" if args.quick else "")

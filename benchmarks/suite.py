@@ -30,6 +30,7 @@ BASE = "https://api.teletracker.test"
 DAY = {"start_date": "2026-01-01", "end_date": "2026-01-01"}
 
 __all__ = [
+    "contended_storms",
     "early_window",
     "expiry_storm",
     "loopback",
@@ -264,6 +265,54 @@ async def expiry_storm(coroutines: int = 10_000, rounds: int = 3) -> dict[str, A
         "fresh_s": statistics.median(fresh),
         "storm_s": statistics.median(storm),
         "ratio": statistics.median(storm) / statistics.median(fresh),
+    }
+
+
+async def contended_storms(
+    sizes: tuple[int, ...] = (10_000, 50_000, 100_000),
+    refresh_times: tuple[float, ...] = (0.05, 0.5),
+) -> list[dict[str, Any]]:
+    """Storms that contend: *n* requests at once with a refresh that takes
+    *refresh_s*, the token past its hard deadline or already expired. Reports
+    storm / (fresh batch + refresh time) and how many coroutines waited."""
+    return [
+        await _contended_storm(n, refresh_s, where)
+        for n in sizes
+        for refresh_s in refresh_times
+        for where in ("past deadline", "expired")
+    ]
+
+
+async def _contended_storm(n: int, refresh_s: float, where: str) -> dict[str, Any]:
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USER: PASSWORD}, clock=clock, records_per_day=0)
+    auth = TeletrackerAuth(USER, PASSWORD, base_url=BASE, clock=clock)
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE
+    ) as client:
+
+        def job() -> Awaitable[httpx.Response]:
+            return client.post("/echo", content=b"x")
+
+        await job()
+        fresh = await _batch(n, job)
+        session = auth.session
+        assert session is not None
+        shift = -1 if where == "past deadline" else 1
+        clock.now = session.expires_at + shift
+        fake.delay_next("refresh", refresh_s)
+        refreshes, waits = fake.stats.refreshes, auth._core.waits  # noqa: SLF001
+        storm = await _batch(n, job)
+    return {
+        "coroutines": n,
+        "refresh_s": refresh_s,
+        "where": where,
+        "refreshes": fake.stats.refreshes - refreshes,
+        "waited": auth._core.waits - waits,  # noqa: SLF001
+        "failed": fresh.failed + storm.failed,
+        "fresh_s": fresh.seconds,
+        "storm_s": storm.seconds,
+        "ratio": storm.seconds / (fresh.seconds + refresh_s),
     }
 
 

@@ -99,6 +99,8 @@ class SessionCore:
         self._mutex = threading.Lock()
         #: flight number -> {event loop -> the event its waiters wait on}
         self._waiters: dict[int, dict[object, anyio.Event]] = {}
+        #: Coroutines that waited for a renewal, ever (read by the benchmarks).
+        self.waits = 0
         #: flight number -> (the event loop running it, the thread it ran in)
         self._owners: dict[int, tuple[object | None, threading.Thread]] = {}
         _CORES.add(self)
@@ -131,6 +133,7 @@ class SessionCore:
             current = self.machine.flight
             if current is None or current.number != flight:
                 return
+            self.waits += 1
             loops = self._waiters.setdefault(flight, {})
             event = loops.get(loop)
             if event is None:

@@ -25,6 +25,10 @@ async def test_suite_workloads_run_at_tiny_size() -> None:
 
     storm = await suite.expiry_storm(coroutines=50, rounds=1)
     assert (storm["refreshes_per_storm"], storm["failed"]) == (1, 0)
+    rows = await suite.contended_storms(sizes=(50,), refresh_times=(0.01,))
+    assert [r["where"] for r in rows] == ["past deadline", "expired"]
+    for row in rows:  # everyone but the refresher waited for the one refresh
+        assert (row["refreshes"], row["waited"], row["failed"]) == (1, 49, 0)
     early = await suite.early_window(coroutines=50, refresh_s=0.01)
     assert early["refreshes"] == 1
     assert early["delayed"] <= 1  # at most the refresher itself
