@@ -76,12 +76,13 @@ def _alive(owner: tuple[object | None, threading.Thread] | None) -> bool:
     if owner is None:
         return False
     loop, thread = owner
-    if loop is None:
+    if loop is None or not thread.is_alive():
+        # A loop runs in its thread or not at all: once the thread has ended (or,
+        # in a forked child, was never copied), a loop that still claims to run is
+        # a copy of the parent's state, and nothing will ever settle its renewal.
         return False
     if isinstance(loop, asyncio.AbstractEventLoop):
-        # Closed, or stopped in a thread that has ended (run_until_complete
-        # returned and nobody closed it): nothing will ever run it again.
-        return not loop.is_closed() and (loop.is_running() or thread.is_alive())
+        return not loop.is_closed()
     return _call_soon(loop, _noop)
 
 

@@ -233,3 +233,22 @@ def test_forked_children_log_in_themselves() -> None:
     assert stats.refreshes == len(kinds) + 1
     assert stats.reuse_attempts == 0
     assert stats.failed_refreshes == 0
+
+
+def test_a_loop_whose_thread_is_gone_is_dead_whatever_it_claims() -> None:
+    """After a fork, a loop copied from another thread still claims to be running;
+    the thread it ran in is gone, so its renewal is abandoned, not waited for."""
+    from teletracker_async._core import _alive  # noqa: PLC0415 - the unit under test
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.is_running = lambda: True  # type: ignore[method-assign]  # as copied
+        ended = threading.Thread(target=lambda: None)
+        ended.start()
+        ended.join()
+        assert not _alive((loop, ended))
+        assert _alive((loop, threading.current_thread()))
+    finally:
+        del loop.is_running
+        loop.close()
+    assert not _alive((loop, threading.current_thread()))  # closed
