@@ -5,6 +5,7 @@ Each workload is a coroutine taking its sizes, so the smoke tests can run it tin
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import resource
@@ -12,7 +13,7 @@ import statistics
 import time
 import tracemalloc
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -229,15 +230,21 @@ def _threads(
 # -- 2. expiry storm and early window -------------------------------------------------
 
 
-async def expiry_storm(coroutines: int = 10_000, rounds: int = 3) -> dict[str, Any]:
-    """*coroutines* requests the moment the token passes its hard deadline."""
+@dataclass
+class _Storm:
+    """A logged-in auth on a fake clock, and the request every storm sends."""
+
+    clock: FakeClock
+    fake: FakeTeletracker
+    auth: TeletrackerAuth
+    job: Callable[[], Awaitable[httpx.Response]]
+
+
+@contextlib.asynccontextmanager
+async def _storm_setup() -> AsyncIterator[_Storm]:
     clock = FakeClock()
     fake = FakeTeletracker(users={USER: PASSWORD}, clock=clock, records_per_day=0)
     auth = TeletrackerAuth(USER, PASSWORD, base_url=BASE, clock=clock)
-    fresh: list[float] = []
-    storm: list[float] = []
-    refreshes: list[int] = []
-    failed = 0
     async with httpx.AsyncClient(
         auth=auth, transport=fake.transport(), base_url=BASE
     ) as client:
@@ -245,7 +252,18 @@ async def expiry_storm(coroutines: int = 10_000, rounds: int = 3) -> dict[str, A
         def job() -> Awaitable[httpx.Response]:
             return client.post("/echo", content=b"x")
 
-        await job()
+        await job()  # logs in
+        yield _Storm(clock, fake, auth, job)
+
+
+async def expiry_storm(coroutines: int = 10_000, rounds: int = 3) -> dict[str, Any]:
+    """*coroutines* requests the moment the token passes its hard deadline."""
+    fresh: list[float] = []
+    storm: list[float] = []
+    refreshes: list[int] = []
+    failed = 0
+    async with _storm_setup() as setup:
+        clock, fake, auth, job = setup.clock, setup.fake, setup.auth, setup.job
         for _ in range(rounds):
             batch = await _batch(coroutines, job)
             fresh.append(batch.seconds)
@@ -284,17 +302,8 @@ async def contended_storms(
 
 
 async def _contended_storm(n: int, refresh_s: float, where: str) -> dict[str, Any]:
-    clock = FakeClock()
-    fake = FakeTeletracker(users={USER: PASSWORD}, clock=clock, records_per_day=0)
-    auth = TeletrackerAuth(USER, PASSWORD, base_url=BASE, clock=clock)
-    async with httpx.AsyncClient(
-        auth=auth, transport=fake.transport(), base_url=BASE
-    ) as client:
-
-        def job() -> Awaitable[httpx.Response]:
-            return client.post("/echo", content=b"x")
-
-        await job()
+    async with _storm_setup() as setup:
+        clock, fake, auth, job = setup.clock, setup.fake, setup.auth, setup.job
         fresh = await _batch(n, job)
         session = auth.session
         assert session is not None
