@@ -1,0 +1,29 @@
+"""Token stores: one Teletracker session shared by many processes and hosts.
+
+Pass one to ``TeletrackerAuth(..., store=...)`` (or ``TeletrackerClient``):
+
+- :class:`MemoryTokenStore`: several auth objects of one process;
+- :class:`FileTokenStore`: many processes on one host (a directory, ``flock``);
+- :class:`RedisTokenStore`: many hosts (Redis >= 6.2 or Valkey; the ``redis`` extra).
+
+Without a store (the default) a session is shared by the coroutines, loops and
+threads of one process, with no I/O beyond the login and refresh themselves.
+"""
+
+from teletracker_async.stores._base import (
+    MemoryTokenStore,
+    StoredRecord,
+    TokenStore,
+    TokenStoreError,
+    new_write_id,
+    store_key,
+)
+
+__all__ = [
+    "MemoryTokenStore",
+    "StoredRecord",
+    "TokenStore",
+    "TokenStoreError",
+    "new_write_id",
+    "store_key",
+]

@@ -1,0 +1,271 @@
+"""The ``TokenStore`` protocol, its record, and the in-process reference store.
+
+A store is a dumb, atomic holder of one record per key. It does not know what a
+session is: the auth hands it an opaque ``payload`` (the session, tokens included)
+and the few fields its atomic operations need. Every operation is one atomic step
+on the store's side (a Lua script for Redis, a short ``flock``-guarded
+read-modify-write for the file store, a ``threading.Lock`` here), so the safety of
+the fleet protocol never rests on time:
+
+- :meth:`TokenStore.spend` flips ``spent`` from false to true on the record with
+  that exact ``write_id``, written by the store instance running now, at most once
+  ever. Only its winner may send the record's refresh token.
+- :meth:`TokenStore.commit` is fenced: it writes only if no lease was handed out
+  after the writer's, and the record is still the one the writer read.
+- :meth:`TokenStore.acquire` / :meth:`TokenStore.release` are a lease that only
+  prevents stampedes (a paused holder can outlive it: the fence catches that).
+
+Expiry is stamped with the store's own clock (``lifetime`` minus the ``age`` of
+the answer), and :meth:`TokenStore.load` returns the time *remaining*: host clocks
+are never compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from teletracker_async._exceptions import TeletrackerError
+
+__all__ = [
+    "MemoryTokenStore",
+    "StoredRecord",
+    "TokenStore",
+    "TokenStoreError",
+    "new_write_id",
+    "store_key",
+]
+
+
+class TokenStoreError(TeletrackerError):
+    """A token store could not be reached or answered something unreadable.
+
+    The auth survives it: it keeps the valid token and, past the hard deadline,
+    logs in privately (unless built with ``store_errors="raise"``).
+    """
+
+
+def store_key(base_url: str, username: str, account_id: int | None) -> str:
+    """The record key of one (API, user, account): hashed, so a key names nobody."""
+    material = json.dumps([base_url, username, account_id], separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def new_write_id() -> str:
+    """A fresh id for one write: never reused, so compare-and-swap on it is exact."""
+    return uuid.uuid4().hex
+
+
+@attrs.frozen(repr=False)
+class StoredRecord:
+    """One record as :meth:`TokenStore.load` returns it.
+
+    Attributes:
+        write_id: The id of the write that produced it (unique per write).
+        payload: The session, tokens included, as the auth encoded it: opaque to
+            the store, never shown in ``repr``.
+        spent: Its refresh token was handed to a refresher (or must be treated so).
+        trusted: Written by the store instance running now. A record restored from
+            an old snapshot or a failed-over replica is not: it may hold a refresh
+            token that was used since, so it is never spent nor adopted.
+        fence: The lease fence of its writer.
+        remaining: Seconds the token had left when the store read it, by the
+            store's clock (may be negative).
+    """
+
+    write_id: str
+    payload: bytes
+    spent: bool
+    trusted: bool
+    fence: int
+    remaining: float
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredRecord(write_id={self.write_id!r}, spent={self.spent}, "
+            f"trusted={self.trusted}, fence={self.fence}, "
+            f"remaining={self.remaining:.3f}, payload=<{len(self.payload)} bytes>)"
+        )
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where processes share one session: see the module docstring for the rules.
+
+    Every method may raise :class:`TokenStoreError` when the store cannot be reached.
+    ``key`` is :func:`store_key`'s; ``ttl``, ``lifetime`` and ``age`` are seconds.
+    """
+
+    async def load(self, key: str) -> StoredRecord | None:
+        """The record under *key*, or None."""
+        ...
+
+    async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
+        """Take (or, for its holder, extend) the renewal lease for *ttl* seconds.
+
+        Returns the lease's fence: a number larger than any handed out before for
+        this key, the same one again when *holder* already holds the lease. None
+        when another holder has it.
+        """
+        ...
+
+    async def release(self, key: str, holder: str) -> bool:
+        """Drop the lease if *holder* holds it (compare-and-delete)."""
+        ...
+
+    async def spend(self, key: str, write_id: str) -> bool:
+        """Flip ``spent`` to true on the trusted record *write_id*; True only for the
+        one call that did it."""
+        ...
+
+    async def commit(
+        self,
+        key: str,
+        payload: bytes,
+        *,
+        write_id: str,
+        expected: str | None,
+        fence: int,
+        lifetime: float,
+        age: float,
+    ) -> bool:
+        """Write a new, unspent record, fenced.
+
+        Written only when *fence* is still the newest fence handed out for *key*
+        and the record is still *expected* (None: no record). Returns whether it
+        was written; a refused writer loads and adopts the winner's record.
+
+        Args:
+            write_id: The new record's id (:func:`new_write_id`).
+            lifetime: The token's lifetime, in seconds.
+            age: How long ago the answer that brought the token arrived.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release the store's connections (a no-op for stores without any)."""
+        ...
+
+
+@attrs.define
+class _Entry:
+    write_id: str
+    payload: bytes
+    spent: bool
+    fence: int
+    expires: float  # on the store's clock
+
+
+class MemoryTokenStore:
+    """A store in this process's memory: the reference implementation.
+
+    It lets several auth objects of one process (several clients, several
+    stacks) share one session, and it is what the conformance suite holds the
+    other stores to.
+
+    Args:
+        clock: The store's clock (monotonic seconds); inject a fake one in tests.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not callable(clock):
+            raise TypeError("clock must be a callable returning seconds as a float")
+        self._clock = clock
+        self._mutex = threading.Lock()  # auths in several threads may share it
+        self._records: dict[str, _Entry] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # key -> (holder, until)
+        self._fences: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryTokenStore(records={len(self._records)})"
+
+    async def load(self, key: str) -> StoredRecord | None:
+        with self._mutex:
+            entry = self._records.get(key)
+            if entry is None:
+                return None
+            return StoredRecord(
+                write_id=entry.write_id,
+                payload=entry.payload,
+                spent=entry.spent,
+                trusted=True,
+                fence=entry.fence,
+                remaining=entry.expires - self._clock(),
+            )
+
+    async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
+        _check_ttl(ttl)
+        with self._mutex:
+            now = self._clock()
+            current = self._leases.get(key)
+            if current is not None and current[1] > now and current[0] != holder:
+                return None
+            if current is None or current[1] <= now:
+                self._fences[key] = self._fences.get(key, 0) + 1
+            self._leases[key] = (holder, now + ttl)
+            return self._fences[key]
+
+    async def release(self, key: str, holder: str) -> bool:
+        with self._mutex:
+            current = self._leases.get(key)
+            if current is None or current[0] != holder:
+                return False
+            del self._leases[key]
+            return True
+
+    async def spend(self, key: str, write_id: str) -> bool:
+        with self._mutex:
+            entry = self._records.get(key)
+            if entry is None or entry.write_id != write_id or entry.spent:
+                return False
+            entry.spent = True
+            return True
+
+    async def commit(
+        self,
+        key: str,
+        payload: bytes,
+        *,
+        write_id: str,
+        expected: str | None,
+        fence: int,
+        lifetime: float,
+        age: float,
+    ) -> bool:
+        _check_times(lifetime, age)
+        with self._mutex:
+            if fence < self._fences.get(key, 0):
+                return False
+            entry = self._records.get(key)
+            if (None if entry is None else entry.write_id) != expected:
+                return False
+            self._records[key] = _Entry(
+                write_id, payload, False, fence, self._clock() - age + lifetime
+            )
+            return True
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _check_ttl(ttl: float) -> None:
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"ttl must be a number of seconds, not {type(ttl).__name__}")
+    if not (math.isfinite(ttl) and ttl > 0):
+        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+
+
+def _check_times(lifetime: float, age: float) -> None:
+    for name, value in (("lifetime", lifetime), ("age", age)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
