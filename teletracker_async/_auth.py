@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
+import attrs
 import httpx
 
 from teletracker_async._config import DEFAULT_BASE_URL, DEFAULT_REFRESH_MARGIN
@@ -36,6 +37,7 @@ from teletracker_async._exceptions import (
     TeletrackerError,
     detached,
 )
+from teletracker_async._fleet import FleetLink, StoreErrors
 from teletracker_async._models import AuthSession
 from teletracker_async._responses import decode_error_body, error_for_status
 from teletracker_async._session import (
@@ -53,6 +55,7 @@ from teletracker_async._session import (
     Wait,
 )
 from teletracker_async._stack import HTTPX
+from teletracker_async.stores._base import StoreStats, TokenStore
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -91,6 +94,8 @@ class BearerFlow(Credentials):
         base_url: str = DEFAULT_BASE_URL,
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         clock: Callable[[], float] = time.monotonic,
+        store: TokenStore | None = None,
+        store_errors: StoreErrors = "login",
     ) -> None:
         secret = secret_password(password)
         del password  # from here on, no frame that may raise holds it
@@ -99,10 +104,31 @@ class BearerFlow(Credentials):
         if not callable(clock):
             raise TypeError("clock must be a callable returning seconds as a float")
         self._clock = clock
+        if store is not None and not isinstance(store, TokenStore):
+            raise TypeError(
+                "store must be a token store (teletracker_async.stores), not "
+                f"{type(store).__name__}"
+            )
+        if store_errors not in ("login", "raise"):
+            raise ValueError(
+                f"store_errors must be 'login' or 'raise', got {store_errors!r}"
+            )
         self._machine = SessionMachine(
-            refresh_margin=margin, account_id=self._account_id
+            refresh_margin=margin, account_id=self._account_id, fleet=store is not None
         )
         self._core = SessionCore(self._machine, clock)
+        self._fleet = (
+            None
+            if store is None
+            else FleetLink(
+                store,
+                self._core,
+                base_url=self._base_url,
+                username=self._username,
+                clock=clock,
+                errors=store_errors,
+            )
+        )
         self._refresh_url = f"{self._base_url}/auth/refresh"
 
     @classmethod
@@ -137,6 +163,12 @@ class BearerFlow(Credentials):
         """The current session, or None before the first login."""
         lease = self._core.lease
         return None if lease is None else lease.session
+
+    @property
+    def store_stats(self) -> StoreStats | None:
+        """What this auth did with its token store (a copy), or None without one."""
+        fleet = getattr(self, "_fleet", None)  # None while being built
+        return None if fleet is None else attrs.evolve(fleet.stats)
 
     def secret_values(self) -> tuple[str, ...]:
         """The password and the current tokens (to redact echoes of them)."""
@@ -276,8 +308,11 @@ class BearerFlow(Credentials):
                 yield None
                 return
             exchange = step.exchange
+            fleet = self._fleet
             try:
-                lease = None
+                # With a store: a session another process published, or the valid
+                # token kept while another renews, needs no exchange.
+                lease = None if fleet is None else await fleet.prepare(exchange)
                 while lease is None:
                     request = self._exchange_request(exchange)
                     response = yield request
@@ -286,6 +321,8 @@ class BearerFlow(Credentials):
                 # Cancelled, timed out or dropped: nobody can know whether the server
                 # used the refresh token, so it stays spent; waiters plan again.
                 core.abort(exchange)
+                if fleet is not None:
+                    await fleet.done(exchange)
             yield lease
             return
 
@@ -305,6 +342,7 @@ class BearerFlow(Credentials):
             "Teletracker login" if exchange.kind is Renewal.LOGIN else "Token refresh"
         )
         status = response.status_code
+        arrived = self._clock()
         error: TeletrackerError | None
         try:
             await response.aread()
@@ -323,20 +361,10 @@ class BearerFlow(Credentials):
             if not 200 <= status < 300:
                 error = self._refusal(status, response, what)
             else:
-                try:
-                    answer = parse_token_answer(
-                        response.content, what=f"{what} answer", status_code=status
-                    )
-                except ResponseFormatError as exc:
-                    error = detached(exc)
-                else:
-                    logger.info(
-                        "%s: session %s, account %s",
-                        "logged in" if exchange.kind is Renewal.LOGIN else "refreshed",
-                        answer.guid,
-                        exchange.account_id,
-                    )
-                    return self._core.settle(exchange, answer)
+                accepted = await self._accept(exchange, response, what, arrived)
+                if not isinstance(accepted, TeletrackerError):
+                    return accepted
+                error = accepted
         if error is None:  # pragma: no cover - every branch above returned or set it
             raise AssertionError(status)
         valid = self._core.fail(exchange, error)
@@ -349,6 +377,29 @@ class BearerFlow(Credentials):
             valid.session.guid,
         )
         return valid
+
+    async def _accept(
+        self, exchange: Exchange, response: Any, what: str, arrived: float
+    ) -> Lease | TeletrackerError:
+        """Install a 2xx exchange answer, or the error that it cannot be read."""
+        status = response.status_code
+        try:
+            answer = parse_token_answer(
+                response.content, what=f"{what} answer", status_code=status
+            )
+        except ResponseFormatError as exc:
+            return detached(exc)
+        logger.info(
+            "%s: session %s, account %s",
+            "logged in" if exchange.kind is Renewal.LOGIN else "refreshed",
+            answer.guid,
+            exchange.account_id,
+        )
+        if self._fleet is not None:
+            return await self._fleet.publish(
+                exchange, answer, response.content, arrived
+            )
+        return self._core.settle(exchange, answer)
 
     def _redirected(
         self, request: Any, response: Any, what: str
@@ -394,6 +445,14 @@ class TeletrackerAuth(BearerFlow, httpx.Auth):
         refresh_margin: Seconds before expiry at which one request refreshes early
             (at most half the token's lifetime).
         clock: A monotonic clock in seconds; inject a fake one in tests.
+        store: A token store (:mod:`teletracker_async.stores`) through which many
+            processes share this session: one login, one refresh per expiry
+            fleet-wide. None (the default) shares it within this process only,
+            with no I/O beyond the exchanges themselves.
+        store_errors: With an unreachable store, ``"login"`` keeps the valid
+            token and, past its hard deadline, logs in privately (at most once per
+            token lifetime); ``"raise"`` raises ``TokenStoreError`` instead, for
+            APIs that cap the sessions of a user.
 
     Raises:
         TypeError: An argument has the wrong type.

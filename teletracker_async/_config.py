@@ -17,7 +17,13 @@ __all__ = [
     "DEFAULT_REFRESH_MARGIN",
     "DEFAULT_TIMEOUT",
     "DUE_MARGIN",
+    "EXCHANGE_TIMEOUT",
+    "FLEET_JITTER",
+    "FLEET_POLL",
+    "FLEET_RETRY",
+    "FLEET_WAIT",
     "IDEMPOTENT_METHODS",
+    "LEASE_TTL",
     "MAX_BACKOFF",
     "MAX_RETRY_AFTER",
     "RENEWAL_BACKOFF",
@@ -40,6 +46,26 @@ RENEWAL_BACKOFF = 30.0
 #: A coroutine waiting for a renewal run by another event loop checks this often
 #: that the loop running it is still alive (a loop torn down mid-exchange).
 WAIT_RECHECK = 0.5
+
+#: Login and refresh requests carry their own timeouts (seconds), whatever client
+#: sends them: an exchange that hangs would hold every waiter (and, with a token
+#: store, the fleet's renewal lease). Shorter than :data:`LEASE_TTL`.
+EXCHANGE_TIMEOUT = {"connect": 10.0, "read": 20.0, "write": 20.0, "pool": None}
+
+# -- many processes sharing a session through a token store (``stores``) --------------
+#: The renewal lease's time to live: longer than an exchange can take.
+LEASE_TTL = 30.0
+#: Fraction of the refresh margin by which each process moves its own refresh
+#: later, at random, so that a fleet does not reach the store all at once.
+FLEET_JITTER = 0.2
+#: Early window, another process holds the lease: keep the valid token and look at
+#: the store again after about this long (jittered +-20 %).
+FLEET_RETRY = 1.0
+#: Past the hard deadline, another process holds the lease: look at the store this
+#: often (jittered +-50 %) for its new session or a free lease...
+FLEET_POLL = 0.1
+#: ... for at most this long, then renew privately (its holder must be stuck).
+FLEET_WAIT = LEASE_TTL + 5.0
 
 # -- the client -----------------------------------------------------------------------
 #: Connect fast or fail; give reports a minute; never fail a coroutine merely because

@@ -32,7 +32,9 @@ from teletracker_async._config import WAIT_RECHECK
 from teletracker_async._session import (
     Event,
     Exchange,
+    FleetChoice,
     Lease,
+    Seen,
     SessionMachine,
     Start,
     Step,
@@ -158,9 +160,43 @@ class SessionCore:
 
     # -- outcomes ---------------------------------------------------------------------
 
-    def settle(self, exchange: Exchange, answer: TokenAnswer) -> Lease:
+    def settle(
+        self,
+        exchange: Exchange,
+        answer: TokenAnswer,
+        *,
+        expires_at: float | None = None,
+        write_id: str | None = None,
+    ) -> Lease:
         with self._mutex:
-            lease = self.machine.settle(exchange, answer, self._clock())
+            lease = self.machine.settle(
+                exchange,
+                answer,
+                self._clock(),
+                expires_at=expires_at,
+                write_id=write_id,
+            )
+            woken = self._land(exchange)
+        self._wake(woken)
+        return lease
+
+    # -- a session shared through a token store (see ``_fleet``) ------------------------
+
+    def usable(self) -> bool:
+        with self._mutex:
+            return self.machine.usable(self._clock())
+
+    def adoptable(self, seen: Seen | None, *, forced: bool) -> bool:
+        with self._mutex:
+            return self.machine.adoptable(seen, self._clock(), forced=forced)
+
+    def fleet_choice(self, exchange: Exchange, seen: Seen | None) -> FleetChoice:
+        with self._mutex:
+            return self.machine.fleet_choice(exchange, seen, self._clock())
+
+    def defer(self, exchange: Exchange, seconds: float) -> Lease | None:
+        with self._mutex:
+            lease = self.machine.defer(exchange, self._clock(), seconds)
             woken = self._land(exchange)
         self._wake(woken)
         return lease

@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 
-from teletracker_async._config import DEFAULT_BASE_URL, user_agent
+from teletracker_async._config import DEFAULT_BASE_URL, EXCHANGE_TIMEOUT, user_agent
 from teletracker_async._exceptions import OriginMismatchError
 from teletracker_async._stack import Stack
 
@@ -285,7 +285,9 @@ class Credentials:
             prepared.url,
             headers=prepared.headers,
             stream=_once_stream(self._stack)(body),
-            extensions={EXCHANGE: True},
+            # Its own timeouts: the request is built here, not by a client that
+            # would add the client's (without any, a stalled server hangs it).
+            extensions={EXCHANGE: True, "timeout": dict(EXCHANGE_TIMEOUT)},
         )
 
 

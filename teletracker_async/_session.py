@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from teletracker_async._config import DUE_MARGIN, RENEWAL_BACKOFF
+from teletracker_async._config import DUE_MARGIN, FLEET_JITTER, RENEWAL_BACKOFF
 from teletracker_async._models import AuthSession
 
 if TYPE_CHECKING:
@@ -44,11 +44,13 @@ __all__ = [
     "NEED",
     "Exchange",
     "Failure",
+    "FleetChoice",
     "GiveBack",
     "Lease",
     "Need",
     "Refused",
     "Renewal",
+    "Seen",
     "SessionMachine",
     "Share",
     "Start",
@@ -92,6 +94,9 @@ class Lease:
     expires_at: float
     refresh_expires_at: float | None
     fast_until: float
+    #: The token store record it came from or was published as; None when the
+    #: session is this process's own (no store, or not published).
+    write_id: str | None = None
 
     @property
     def account_id(self) -> int | None:
@@ -99,6 +104,42 @@ class Lease:
 
     def __repr__(self) -> str:
         return f"Lease(generation={self.generation}, guid={self.session.guid!r})"
+
+
+@attrs.frozen(repr=False)
+class Seen:
+    """A token store's record, decoded, as the fleet policy sees it.
+
+    Attributes:
+        write_id: The record's write id.
+        answer: The login or refresh answer it holds.
+        account_id: The account its session is for.
+        spent: Its refresh token was handed to a refresher already.
+        trusted: Written by the store instance running now.
+        expires_at: Its token's expiry on the auth's clock, derived from the time
+            the store said remained (so, conservative by one round trip).
+    """
+
+    write_id: str
+    answer: TokenAnswer
+    account_id: int | None
+    spent: bool
+    trusted: bool
+    expires_at: float
+
+    def __repr__(self) -> str:
+        return (
+            f"Seen(write_id={self.write_id!r}, guid={self.answer.guid!r}, "
+            f"spent={self.spent}, trusted={self.trusted})"
+        )
+
+
+class FleetChoice(enum.Enum):
+    """How the lease holder renews a session shared through a token store."""
+
+    SPEND = "spend"  # spend the record, then refresh with its refresh token
+    PRIVATE_REFRESH = "private_refresh"  # refresh this process's unpublished session
+    LOGIN = "login"
 
 
 # -- events: why a caller asks -------------------------------------------------------
@@ -243,6 +284,9 @@ class SessionMachine:
     last_failure: Failure | None = None
     #: A generation whose token was refused on a request that could not be replayed.
     suspect: int | None = None
+    #: The session is shared through a token store: the store decides refresh or
+    #: login (see :meth:`fleet_choice`), and refresh deadlines are jittered.
+    fleet: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -337,7 +381,9 @@ class SessionMachine:
         self, now: float, account_id: int | None, *, forced: bool, switch: bool = False
     ) -> Exchange:
         self.flights += 1
-        kind = Renewal.LOGIN if switch else self._renewal(now)
+        # With a store, a login until fleet_choice says otherwise: only the record's
+        # spender (or a private session's owner) may send a refresh token.
+        kind = Renewal.LOGIN if switch or self.fleet else self._renewal(now)
         refresh_token = None
         if kind is Renewal.REFRESH:
             assert self.lease is not None  # noqa: S101 - _renewal checked it
@@ -358,12 +404,25 @@ class SessionMachine:
 
     # -- outcomes ---------------------------------------------------------------------
 
-    def settle(self, exchange: Exchange, answer: TokenAnswer, now: float) -> Lease:
+    def settle(
+        self,
+        exchange: Exchange,
+        answer: TokenAnswer,
+        now: float,
+        *,
+        expires_at: float | None = None,
+        write_id: str | None = None,
+    ) -> Lease:
         """The exchange brought a new session: install it, in one step.
 
         An exchange that was given up on (its event loop looked dead) and answered
         after a newer session was installed does not replace it: the newer one is
         returned instead.
+
+        Args:
+            expires_at: For a session adopted from a token store: its expiry on
+                this clock (by default, ``now`` + its lifetime).
+            write_id: The store record it came from or was published as.
         """
         superseded = self.flight is not exchange and (
             self.flight is not None or self.generation != exchange.generation
@@ -378,11 +437,15 @@ class SessionMachine:
             token_expiration=answer.token_expiration,
             token_lifetime=answer.token_lifetime,
             refresh_token_expiration=answer.refresh_token_expiration,
-            obtained_at=now,
+            obtained_at=now
+            if expires_at is None
+            else expires_at - answer.token_lifetime,
             account_id=exchange.account_id,
             extra=answer.extra,
         )
         margin = min(self.refresh_margin, session.token_lifetime / 2)
+        if self.fleet:  # each process its own moment, or the fleet comes at once
+            margin *= self.rng.uniform(1 - FLEET_JITTER, 1)
         expires_at = session.expires_at
         refresh_at = expires_at - margin
         self.generation += 1
@@ -396,11 +459,98 @@ class SessionMachine:
             expires_at=expires_at,
             refresh_expires_at=session.refresh_expires_at,
             fast_until=refresh_at,
+            write_id=write_id,
         )
         self.refresh_token_spent = False
         self.backoff_until = -math.inf
         self.last_failure = None
         self.suspect = None
+        return self.lease
+
+    # -- a session shared through a token store -------------------------------------
+
+    def usable(self, now: float) -> bool:
+        """Whether the current token may still be sent instead of waiting (before
+        the hard deadline, and not suspected of being refused)."""
+        lease = self.lease
+        return (
+            lease is not None
+            and lease.generation != self.suspect
+            and now < lease.due_at
+        )
+
+    def adoptable(self, seen: Seen | None, now: float, *, forced: bool) -> bool:
+        """Whether *seen*, a store's record, should replace the current session.
+
+        Only a record written by the store instance running now, for this account,
+        that is not the current session: another process renewed. It must be young
+        enough to use without renewing at once (for a refused token: valid before
+        its hard deadline).
+        """
+        lease = self.lease
+        if seen is None or not seen.trusted:
+            return False
+        if seen.account_id != self._account():
+            return False
+        if lease is not None and lease.write_id == seen.write_id:
+            return False  # nothing new: this is the session in use
+        margin = min(self.refresh_margin, seen.answer.token_lifetime / 2)
+        if forced:
+            return now < seen.expires_at - min(DUE_MARGIN, margin / 2)
+        return now < seen.expires_at - margin
+
+    def fleet_choice(
+        self, exchange: Exchange, seen: Seen | None, now: float
+    ) -> FleetChoice:
+        """How the lease holder renews: spend the record and refresh with its token,
+        refresh this process's own unpublished session, or log in.
+
+        A private refresh is chosen here, and its token handed out (and spent) at
+        once; for :attr:`FleetChoice.SPEND` the caller spends the record in the
+        store and calls :meth:`refresh_with` only if that succeeded.
+        """
+        if exchange.switch:
+            return FleetChoice.LOGIN
+        if (
+            seen is not None
+            and seen.trusted
+            and not seen.spent
+            and seen.account_id == exchange.account_id
+            and _refresh_alive(seen.answer, seen.expires_at, now)
+        ):
+            return FleetChoice.SPEND
+        lease = self.lease
+        if (
+            lease is not None
+            and lease.write_id is None
+            and lease.account_id == exchange.account_id
+            and self._renewal(now) is Renewal.REFRESH
+        ):
+            self.refresh_with(exchange, lease.session.refresh_token)
+            self.refresh_token_spent = True
+            return FleetChoice.PRIVATE_REFRESH
+        return FleetChoice.LOGIN
+
+    @staticmethod
+    def refresh_with(exchange: Exchange, refresh_token: str) -> None:
+        """The exchange refreshes with *refresh_token* (won by spending a record)."""
+        exchange.kind = Renewal.REFRESH
+        exchange.refresh_token = refresh_token
+
+    def defer(self, exchange: Exchange, now: float, seconds: float) -> Lease | None:
+        """End the flight without renewing: another process renews now.
+
+        The valid token goes on until *seconds* have passed (or its hard
+        deadline): returned. None when it cannot serve any more: then the flight
+        stays the caller's.
+        """
+        lease = self.lease
+        if lease is None or not self.usable(now):
+            return None  # the flight goes on: the caller waits for the renewal
+        self._land(exchange)
+        self.backoff_until = min(now + seconds, lease.due_at)
+        fast = max(lease.refresh_at, min(self.backoff_until, lease.due_at))
+        self.lease = attrs.evolve(lease, fast_until=fast)
         return self.lease
 
     def relogin(self, exchange: Exchange) -> None:
@@ -474,3 +624,12 @@ class SessionMachine:
             if lease.generation != self.suspect:
                 fast = max(lease.refresh_at, min(self.backoff_until, lease.expires_at))
                 self.lease = attrs.evolve(lease, fast_until=fast)
+
+
+def _refresh_alive(answer: TokenAnswer, expires_at: float, now: float) -> bool:
+    """Whether a stored session's refresh token is still alive (same rule as
+    :attr:`AuthSession.refresh_expires_at`: the server's own difference)."""
+    if answer.refresh_token_expiration is None:
+        return True
+    gap = answer.refresh_token_expiration - answer.token_expiration
+    return now < expires_at + gap.total_seconds()

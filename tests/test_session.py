@@ -9,15 +9,18 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from teletracker_async._config import FLEET_JITTER
 from teletracker_async._converter import TokenAnswer
 from teletracker_async._exceptions import ServerError
 from teletracker_async._session import (
     GIVE_BACK,
     NEED,
     Exchange,
+    FleetChoice,
     Lease,
     Refused,
     Renewal,
+    Seen,
     SessionMachine,
     Share,
     Start,
@@ -355,3 +358,138 @@ def test_reprs_hide_every_secret() -> None:
         assert "tok-secret" not in text
     with pytest.raises(TypeError):
         vars(m)  # slotted: nothing to dump
+
+
+# -- a session shared through a token store --------------------------------------------
+
+
+def fleet_machine(margin: float = 300) -> SessionMachine:
+    return SessionMachine(refresh_margin=margin, rng=random.Random(7), fleet=True)
+
+
+def seen(
+    write_id: str = "w2",
+    *,
+    expires_at: float = 3600,
+    spent: bool = False,
+    trusted: bool = True,
+    account_id: int | None = None,
+    refresh_days: float | None = 30,
+) -> Seen:
+    return Seen(
+        write_id=write_id,
+        answer=answer(refresh_days=refresh_days, token=write_id),
+        account_id=account_id,
+        spent=spent,
+        trusted=trusted,
+        expires_at=expires_at,
+    )
+
+
+def test_fleet_exchanges_log_in_until_the_store_says_otherwise() -> None:
+    """With a store, the machine never hands out its own copy of a shared refresh
+    token: the exchange is a login until fleet_choice or refresh_with change it."""
+    m = fleet_machine()
+    first = started(m.plan(0, NEED))
+    lease = m.settle(first, answer(), 0, write_id="w1")
+    assert lease.write_id == "w1"
+    exchange = started(m.plan(3599, NEED))
+    assert exchange.kind is Renewal.LOGIN
+    assert exchange.refresh_token is None
+    assert not m.refresh_token_spent
+
+
+def test_fleet_refresh_deadlines_are_jittered_within_the_margin() -> None:
+    """Each settle moves refresh_at later by up to FLEET_JITTER of the margin."""
+    deadlines = set()
+    for seed in range(20):
+        m = SessionMachine(refresh_margin=300, rng=random.Random(seed), fleet=True)
+        lease = m.settle(started(m.plan(0, NEED)), answer(), 0)
+        assert 3300 <= lease.refresh_at <= 3300 + 300 * FLEET_JITTER
+        deadlines.add(lease.refresh_at)
+    assert len(deadlines) == 20
+
+
+def test_adoptable_records() -> None:
+    """Adopt only a trusted record of this account that is not the session in use
+    and is young enough (forced: valid before its own hard deadline)."""
+    m = fleet_machine()
+    m.settle(started(m.plan(0, NEED)), answer(), 0, write_id="w1")
+    now = 3400.0
+    assert m.adoptable(seen(expires_at=7000), now, forced=False)
+    assert not m.adoptable(None, now, forced=False)
+    assert not m.adoptable(seen("w1", expires_at=7000), now, forced=False)  # ours
+    assert not m.adoptable(seen(expires_at=7000, trusted=False), now, forced=False)
+    assert not m.adoptable(seen(expires_at=7000, account_id=2), now, forced=False)
+    # In its own early window: renew it rather than adopt it...
+    assert not m.adoptable(seen(expires_at=now + 100), now, forced=False)
+    # ...unless our token was refused: any valid different token beats none.
+    assert m.adoptable(seen(expires_at=now + 100), now, forced=True)
+    assert not m.adoptable(seen(expires_at=now + 4), now, forced=True)
+
+
+def test_fleet_choice_spends_a_live_record_or_logs_in() -> None:
+    """The lease holder spends a trusted, unspent, live record; a spent, untrusted,
+    dead or foreign one means a login (with a published session in use, whose
+    refresh token is the store's)."""
+    m = fleet_machine()
+    m.settle(started(m.plan(0, NEED)), answer(), 0, write_id="w1")
+    now = 3599.0
+    for record, choice in [
+        (seen("w1", expires_at=3600), FleetChoice.SPEND),
+        (seen("w1", expires_at=3600, spent=True), FleetChoice.LOGIN),
+        (seen("w1", expires_at=3600, trusted=False), FleetChoice.LOGIN),
+        (seen("w1", expires_at=3600, account_id=2), FleetChoice.LOGIN),
+        (seen("w1", expires_at=-30 * 86400), FleetChoice.LOGIN),  # refresh expired
+        (seen("w1", expires_at=3600, refresh_days=None), FleetChoice.SPEND),
+        (None, FleetChoice.LOGIN),
+    ]:
+        exchange = started(m.plan(now, NEED))
+        assert m.fleet_choice(exchange, record, now) is choice, record
+        assert exchange.kind is Renewal.LOGIN  # SPEND changes it only once won
+        m.abort(exchange, now)
+        m.backoff_until = -math.inf
+
+
+def test_fleet_choice_refreshes_a_private_session_once() -> None:
+    """A session this process renewed privately (unpublished) is refreshed with its
+    own refresh token, handed out once."""
+    m = fleet_machine()
+    m.settle(started(m.plan(0, NEED)), answer(token="private"), 0)  # no write id
+    exchange = started(m.plan(3599, NEED))
+    assert m.fleet_choice(exchange, None, 3599) is FleetChoice.PRIVATE_REFRESH
+    assert exchange.kind is Renewal.REFRESH
+    assert exchange.refresh_token == "ref-private"
+    m.abort(exchange, 3599)
+    m.backoff_until = -math.inf
+    again = started(m.plan(3599, NEED))
+    assert m.fleet_choice(again, None, 3599) is FleetChoice.LOGIN  # spent
+
+
+def test_switch_always_logs_in() -> None:
+    """An account switch is a login whatever the store holds."""
+    m = fleet_machine()
+    m.settle(started(m.plan(0, NEED)), answer(), 0, write_id="w1")
+    exchange = started(m.plan(10, Switch(2)))
+    assert m.fleet_choice(exchange, seen("w1"), 10) is FleetChoice.LOGIN
+
+
+def test_defer_keeps_the_token_until_its_hard_deadline_only() -> None:
+    """Deferring to another process's renewal ends the flight and keeps the valid
+    token for a while (never past its hard deadline); past it, the flight stays."""
+    m = fleet_machine()
+    lease = m.settle(started(m.plan(0, NEED)), answer(), 0, write_id="w1")
+    exchange = started(m.plan(lease.refresh_at, NEED))
+    kept = m.defer(exchange, lease.refresh_at, 1.0)
+    assert kept is not None
+    assert flight_of(m) is None
+    assert kept.fast_until == pytest.approx(lease.refresh_at + 1.0)
+    assert isinstance(m.plan(lease.refresh_at + 0.5, NEED), Use)
+    late = started(m.plan(lease.due_at, NEED))
+    assert m.defer(late, lease.due_at, 1.0) is None
+    assert flight_of(m) is late
+    assert not m.usable(lease.due_at)
+
+
+def flight_of(m: SessionMachine) -> Exchange | None:
+    return m.flight

@@ -13,6 +13,7 @@ threads of one process, with no I/O beyond the login and refresh themselves.
 from teletracker_async.stores._base import (
     MemoryTokenStore,
     StoredRecord,
+    StoreStats,
     TokenStore,
     TokenStoreError,
     new_write_id,
@@ -21,6 +22,7 @@ from teletracker_async.stores._base import (
 
 __all__ = [
     "MemoryTokenStore",
+    "StoreStats",
     "StoredRecord",
     "TokenStore",
     "TokenStoreError",

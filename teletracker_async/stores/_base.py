@@ -37,6 +37,7 @@ from teletracker_async._exceptions import TeletrackerError
 
 __all__ = [
     "MemoryTokenStore",
+    "StoreStats",
     "StoredRecord",
     "TokenStore",
     "TokenStoreError",
@@ -156,6 +157,28 @@ class TokenStore(Protocol):
 
 
 @attrs.define
+class StoreStats:
+    """What one auth did with its token store (``TeletrackerAuth.store_stats``).
+
+    Attributes:
+        calls: Store operations (load, acquire, spend, commit, release).
+        adopted: Sessions taken from the store that another process published.
+        published: Sessions this auth renewed and published.
+        refused_commits: Publications refused because a later lease holder won.
+        private_renewals: Renewals done without the store (unreachable, or its
+            lease stuck): never with the shared refresh token.
+        store_errors: Times the store could not be reached.
+    """
+
+    calls: int = 0
+    adopted: int = 0
+    published: int = 0
+    refused_commits: int = 0
+    private_renewals: int = 0
+    store_errors: int = 0
+
+
+@attrs.define
 class _Entry:
     write_id: str
     payload: bytes
@@ -248,7 +271,11 @@ class MemoryTokenStore:
             if (None if entry is None else entry.write_id) != expected:
                 return False
             self._records[key] = _Entry(
-                write_id, payload, False, fence, self._clock() - age + lifetime
+                write_id,
+                payload,
+                spent=False,
+                fence=fence,
+                expires=self._clock() - age + lifetime,
             )
             return True
 
