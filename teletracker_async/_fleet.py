@@ -74,6 +74,9 @@ class _Held:
 class FleetLink:
     """One auth's side of a token store.
 
+    ``lease_ttl`` and ``wait_limit`` default to :data:`LEASE_TTL` and
+    :data:`FLEET_WAIT` (the fleet tests shorten them, process-wide).
+
     Args:
         store: The store.
         core: The auth's process-wide session core.
@@ -83,6 +86,9 @@ class FleetLink:
             ``"raise"``: raise :class:`TokenStoreError` instead (for APIs that cap
             sessions).
     """
+
+    lease_ttl: float = LEASE_TTL
+    wait_limit: float = FLEET_WAIT
 
     def __init__(
         self,
@@ -155,7 +161,9 @@ class FleetLink:
             _, seen = await self._load(key)
             if core.adoptable(seen, forced=exchange.forced):
                 return self._adopt(exchange, seen)
-            fence = await self._call(self.store.acquire(key, self.holder, LEASE_TTL))
+            fence = await self._call(
+                self.store.acquire(key, self.holder, self.lease_ttl)
+            )
             if fence is not None:
                 return await self._with_lease(exchange, key, fence)
             # Another process renews. Early, the valid token goes on meanwhile.
@@ -165,12 +173,12 @@ class FleetLink:
                     return lease
             now = self._clock()
             if deadline is None:
-                deadline = now + FLEET_WAIT
+                deadline = now + self.wait_limit
             elif now >= deadline:
                 logger.warning(
                     "the token store's renewal lease has been held elsewhere for "
                     "%.0f s: renewing privately",
-                    FLEET_WAIT,
+                    self.wait_limit,
                 )
                 self._private(exchange)
                 return None
@@ -254,7 +262,7 @@ class FleetLink:
         held = self._held.pop(exchange.number, None)
         if held is None:
             return
-        with anyio.CancelScope(shield=True), anyio.move_on_after(LEASE_TTL / 3):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.lease_ttl / 3):
             try:
                 await self._call(self.store.release(held.key, self.holder))
             except TokenStoreError as exc:  # it runs out on its own
