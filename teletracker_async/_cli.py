@@ -270,6 +270,8 @@ def _served_elsewhere(lifetime: float) -> Iterator[str]:
 
 def _demo(args: argparse.Namespace) -> int:
     _require_extras()
+    if args.workers > 1 or args.store is not None:
+        return _fleet_demo(args)
     import rich.progress  # noqa: PLC0415
 
     err = _console(stderr=True)
@@ -332,6 +334,106 @@ def _report(result: DemoResult, connections: int, out: rich.console.Console) -> 
         "most once (early, at half its life), no refresh token reused."
     )
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _fleet_store(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    """The store the demo's fleet shares, as (spec for the workers, description)."""
+    kind = args.store or "file"
+    if kind == "file":
+        with tempfile.TemporaryDirectory(prefix="teletracker-fleet-") as directory:
+            yield f"file:{directory}/store", "a file store (flock) in a temp dir"
+        return
+    if args.redis_url:
+        yield args.redis_url, "Redis at the given URL"
+        return
+    from teletracker_async._redis_server import RedisServer  # noqa: PLC0415
+
+    try:
+        server = RedisServer()
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+    with server:
+        yield server.url, f"its own redis-server on {server.socket}"
+
+
+def _fleet_demo(args: argparse.Namespace) -> int:
+    """``demo --workers N``: N processes, one session, through a store."""
+    from teletracker_async._fleet_demo import run_fleet  # noqa: PLC0415
+
+    err = _console(stderr=True)
+    out = _console(stderr=False)
+    coroutines = max(1, args.concurrency // args.workers)
+    with (
+        _fleet_store(args) as (store, described),
+        _served_elsewhere(args.lifetime) as url,
+    ):
+        err.print(
+            f"Serving FakeTeletracker on 127.0.0.1; {args.workers} processes x "
+            f"{coroutines} coroutines for {args.seconds:g} s share one session "
+            f"through {described}; tokens live {args.lifetime:g} s."
+        )
+        try:
+            run = run_fleet(
+                url,
+                username=DEMO_USER,
+                password=DEMO_PASSWORD,
+                store=store,
+                workers=args.workers,
+                coroutines=coroutines,
+                seconds=args.seconds,
+                lifetime=args.lifetime,
+            )
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from None
+    return _fleet_report(run, out)
+
+
+def _fleet_report(run: Any, out: rich.console.Console) -> int:
+    import rich.table  # noqa: PLC0415
+
+    server = run.server
+    expiries = max(run.elapsed / run.lifetime, 1.0)
+    table = rich.table.Table(title="One session, many processes", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("processes (asyncio / trio)", _backends(run)),
+        ("requests ok", f"{run.ok}"),
+        ("requests failed", f"{run.failed}"),
+        ("logins", f"{server['logins']}"),
+        ("refreshes", f"{server['refreshes']}"),
+        ("token lifetimes elapsed", f"{expiries:.1f}"),
+        ("refreshes per lifetime", f"{server['refreshes'] / expiries:.2f}"),
+        ("tokens refreshed twice", f"{server['premature_refreshes']}"),
+        ("refresh-token reuse attempts", f"{server['reuse_attempts']}"),
+        (
+            "sessions adopted from the store",
+            f"{sum(w.store.adopted for w in run.workers)}",
+        ),
+        (
+            "store calls per process per lifetime",
+            f"{run.store_calls_per_process_per_lifetime():.1f}",
+        ),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
+    problems = run.problems()
+    if problems:
+        out.print(f"FAIL: {'; '.join(problems)}")
+        return EXIT_FAILED
+    out.print(
+        f"OK: {len(run.workers)} processes shared {server['logins']} login and "
+        f"{server['refreshes']} refreshes; no refresh token reused, none refreshed "
+        "twice, no request failed."
+    )
+    return EXIT_OK
+
+
+def _backends(run: Any) -> str:
+    backends = Counter(w.backend for w in run.workers)
+    return f"{backends['asyncio']} / {backends['trio']}"
 
 
 # -- commands against an API ----------------------------------------------------------
@@ -698,6 +800,29 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive(float),
         default=3.0,
         help="token lifetime in seconds (short, so that tokens expire under load)",
+    )
+    demo.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=1,
+        help="processes sharing one session through --store (the coroutines are "
+        "split between them)",
+    )
+    demo.add_argument(
+        "--store",
+        choices=("file", "redis"),
+        default=None,
+        help="with --workers: the token store (default file; redis starts its own "
+        "redis-server unless --redis-url is given)",
+    )
+    demo.add_argument(
+        "--redis-url", default=None, help="with --store redis: an existing Redis"
+    )
+    demo.add_argument(
+        "--seconds",
+        type=_positive(float),
+        default=12.0,
+        help="with --workers: how long the fleet runs",
     )
 
     serve = command("serve", "run the fake Teletracker on loopback")

@@ -238,7 +238,7 @@ async def _work(args: argparse.Namespace, password: str) -> dict[str, Any]:
                         ok += 1
                     else:
                         failed[f"HTTP {response.status_code}"] += 1
-                await anyio.sleep(0.02)
+                await anyio.sleep(args.pause)
 
         async with anyio.create_task_group() as tg:
             for _ in range(args.coroutines):
@@ -264,6 +264,7 @@ def _worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     parser.add_argument("--coroutines", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--pause", type=float, default=0.05)
     args = parser.parse_args(argv)
     password = os.environ.get(ENV_PASSWORD)
     if not password:
