@@ -66,6 +66,8 @@ class WorkerReport:
     logins: int
     refreshes: int
     store: StoreStats
+    #: The slowest successful request, in seconds (a wait for a renewal shows here).
+    max_latency: float = 0.0
     exit_code: int = 0
 
     @classmethod
@@ -79,6 +81,7 @@ class WorkerReport:
             logins=data["logins"],
             refreshes=data["refreshes"],
             store=StoreStats(**data["store"]),
+            max_latency=data["max_latency"],
             exit_code=exit_code,
         )
 
@@ -100,6 +103,10 @@ class FleetRun:
     @property
     def ok(self) -> int:
         return sum(w.ok for w in self.workers)
+
+    @property
+    def max_latency(self) -> float:
+        return max((w.max_latency for w in self.workers), default=0.0)
 
     def store_calls_per_process_per_lifetime(self) -> float:
         lifetimes = max(self.elapsed / self.lifetime, 1.0)
@@ -216,6 +223,7 @@ async def _work(args: argparse.Namespace, password: str) -> dict[str, Any]:
                     os.kill(os.getpid(), signal.SIGKILL)  # after the rotation
 
     ok = 0
+    slowest = 0.0
     failed: Counter[str] = Counter()
     deadline = time.monotonic() + args.seconds
     async with httpx.AsyncClient(
@@ -227,8 +235,9 @@ async def _work(args: argparse.Namespace, password: str) -> dict[str, Any]:
     ) as client:
 
         async def loop() -> None:
-            nonlocal ok
+            nonlocal ok, slowest
             while time.monotonic() < deadline:
+                started = time.monotonic()
                 try:
                     response = await client.get("/reports/call-data", params=DAY)
                 except Exception as exc:  # noqa: BLE001 - counted, by type
@@ -236,6 +245,7 @@ async def _work(args: argparse.Namespace, password: str) -> dict[str, Any]:
                 else:
                     if response.status_code == 200:
                         ok += 1
+                        slowest = max(slowest, time.monotonic() - started)
                     else:
                         failed[f"HTTP {response.status_code}"] += 1
                 await anyio.sleep(args.pause)
@@ -252,6 +262,7 @@ async def _work(args: argparse.Namespace, password: str) -> dict[str, Any]:
         "failed": dict(failed),
         "logins": counts["/auth/login"],
         "refreshes": counts["/auth/refresh"],
+        "max_latency": slowest,
         "store": attrs.asdict(stats) if stats is not None else {},
     }
 

@@ -1,0 +1,148 @@
+"""The fleet workload: what sharing a session through a token store costs.
+
+- Per-request cost of an auth with a store against the same auth without one
+  (alternating rounds, ratio of medians): the store is off the request path, so the
+  target is <= 1.02.
+- Store calls per process per token lifetime, from a fleet of real processes on the
+  file store and on Redis (no faults).
+- The longest a request waited after a refresher was killed with SIGKILL right after
+  the server rotated: a file lock is freed by the kernel at once, a Redis lease only
+  when its TTL runs out (``LEASE_TTL``).
+
+    uv run python -m benchmarks.bench_fleet [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from benchmarks.bench_auth import BASE, _round
+from teletracker_async import TeletrackerAuth
+from teletracker_async._cli import DEMO_PASSWORD, DEMO_USER, _served_elsewhere
+from teletracker_async._config import LEASE_TTL
+from teletracker_async._fleet_demo import ENV_DIE_ONCE, run_fleet
+from teletracker_async._redis_server import RedisServer, find_redis_server
+from teletracker_async.stores import MemoryTokenStore
+from teletracker_async.testing import FakeTeletracker
+
+__all__ = ["fleet", "per_request_with_store"]
+
+
+async def _warm(auth: TeletrackerAuth, fake: FakeTeletracker) -> None:
+    import httpx  # noqa: PLC0415
+
+    async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as client:
+        await client.post(f"{BASE}/echo", content=b"warm")
+
+
+async def per_request_with_store(
+    requests: int = 5000, rounds: int = 9, concurrency: int = 100
+) -> dict[str, float]:
+    """Median seconds per request, with a store and without, and their ratio."""
+    fake = FakeTeletracker(users={"bench": "bench-pw"})
+    plain = TeletrackerAuth("bench", "bench-pw", base_url=BASE)
+    stored = TeletrackerAuth(
+        "bench", "bench-pw", base_url=BASE, store=MemoryTokenStore()
+    )
+    await _warm(plain, fake)
+    await _warm(stored, fake)
+    stats = stored.store_stats
+    calls_before = 0 if stats is None else stats.calls
+    with_store: list[float] = []
+    without: list[float] = []
+    for _ in range(rounds):
+        with_store.append(await _round(stored, requests, concurrency, "httpx"))
+        without.append(await _round(plain, requests, concurrency, "httpx"))
+    stats = stored.store_stats
+    ours, floor = statistics.median(with_store), statistics.median(without)
+    return {
+        "with_store_us": ours * 1e6,
+        "without_us": floor * 1e6,
+        "ratio": ours / floor,
+        "store_calls_during": float(
+            (0 if stats is None else stats.calls) - calls_before
+        ),
+    }
+
+
+def _one_fleet(
+    url: str, store: str, seconds: float, lifetime: float, die: Path | None
+) -> dict[str, Any]:
+    run = run_fleet(
+        url,
+        username=DEMO_USER,
+        password=DEMO_PASSWORD,
+        store=store,
+        workers=6,
+        coroutines=10,
+        seconds=seconds,
+        lifetime=lifetime,
+        env=None if die is None else {ENV_DIE_ONCE: str(die)},
+    )
+    return {
+        "processes": len(run.workers),
+        "killed": run.killed,
+        "ok": run.ok,
+        "failed": run.failed,
+        "logins": run.server["logins"],
+        "refreshes": run.server["refreshes"],
+        "reuse": run.server["reuse_attempts"],
+        "lifetimes": run.elapsed / lifetime,
+        "calls_per_process_per_lifetime": run.store_calls_per_process_per_lifetime(),
+        "max_wait_s": run.max_latency,
+        "problems": run.problems(),
+    }
+
+
+def fleet(seconds: float = 12.0, lifetime: float = 4.0) -> dict[str, Any]:
+    """The fleet runs on the file store and on Redis, without and with a killed
+    refresher. Redis is skipped (and said so) when no redis-server is installed."""
+    results: dict[str, Any] = {"lease_ttl": LEASE_TTL, "seconds": seconds}
+    with tempfile.TemporaryDirectory() as tmp, _served_elsewhere(lifetime) as url:
+        base = Path(tmp)
+        stores: dict[str, Any] = {"file": lambda n: f"file:{base / f'store{n}'}"}
+        server = None
+        if find_redis_server() is not None:
+            server = RedisServer()
+            server.start()
+            stores["redis"] = lambda _: server.url
+        try:
+            for index, (name, spec) in enumerate(stores.items()):
+                if server is not None and name == "redis":
+                    server.command("FLUSHALL")
+                results[name] = _one_fleet(url, spec(index), seconds, lifetime, None)
+                if server is not None and name == "redis":
+                    server.command("FLUSHALL")
+                # Long enough for a Redis lease to run out after the kill.
+                results[f"{name}_killed"] = _one_fleet(
+                    url,
+                    spec(index + 10),
+                    max(seconds, LEASE_TTL + 3 * lifetime),
+                    lifetime,
+                    base / f"died-{name}",
+                )
+        finally:
+            if server is not None:
+                server.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    size = {"requests": 500, "rounds": 3} if args.quick else {}
+    cost = anyio.run(lambda: per_request_with_store(**size))
+    print(json.dumps({"per_request": cost}, indent=2))
+    print(json.dumps(fleet(seconds=6.0 if args.quick else 12.0), indent=2))
+
+
+if __name__ == "__main__":
+    main()
