@@ -490,7 +490,10 @@ class SessionMachine:
         lease = self.lease
         if seen is None or not seen.trusted:
             return False
-        if seen.account_id != self._account():
+        # The account the renewal in flight is for (a switch names another).
+        flight = self.flight
+        account = self._account() if flight is None else flight.account_id
+        if seen.account_id != account:
             return False
         if lease is not None and lease.write_id == seen.write_id:
             return False  # nothing new: this is the session in use

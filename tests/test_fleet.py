@@ -511,3 +511,28 @@ async def test_secrets_in_the_store_stay_out_of_reprs(fleet: Fleet) -> None:
         assert session.refresh_token not in text
         assert PASSWORD not in text
     assert PASSWORD.encode() not in record.payload  # the password is never stored
+
+
+async def test_an_account_switch_adopts_the_accounts_published_session(
+    fleet: Fleet,
+) -> None:
+    """Switching accounts logs in once fleet-wide: the second process to switch to
+    account 2 adopts the first one's session for it."""
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    await b.get()
+
+    def sender(proc: Proc) -> Any:
+        async def send(request: httpx.Request) -> httpx.Response:
+            return await proc.client.send(request, auth=None, stream=True)
+
+        return send
+
+    first = await a.auth.switch_account(2, sender(a))
+    second = await b.auth.switch_account(2, sender(b))
+    assert first.account_id == second.account_id == 2
+    assert first.guid == second.guid
+    assert fleet.fake.stats.logins == 2
+    assert stats(b).adopted == 2
+    record = await fleet.store.load(store_key(BASE_URL, USERNAME, 2))
+    assert record is not None

@@ -493,3 +493,12 @@ def test_defer_keeps_the_token_until_its_hard_deadline_only() -> None:
 
 def flight_of(m: SessionMachine) -> Exchange | None:
     return m.flight
+
+
+def test_a_switch_adopts_a_record_of_the_account_it_switches_to() -> None:
+    """During an account switch, the record to adopt is the new account's."""
+    m = fleet_machine()
+    m.settle(started(m.plan(0, NEED)), answer(), 0, write_id="w1")
+    started(m.plan(10, Switch(2)))
+    assert m.adoptable(seen("w9", expires_at=3000, account_id=2), 10, forced=True)
+    assert not m.adoptable(seen("w9", expires_at=3000), 10, forced=True)
