@@ -44,12 +44,12 @@ ENV_LEASE_TTL = "TELETRACKER_FLEET_LEASE_TTL"
 
 def make_store(spec: str, **options: Any) -> TokenStore:
     """A store from ``file:PATH``, ``redis://...``, ``rediss://...`` or ``unix://...``."""
-    from teletracker_async.stores import FileTokenStore, RedisTokenStore  # noqa: PLC0415
+    from teletracker_async import stores  # noqa: PLC0415
 
     if spec.startswith("file:"):
-        return FileTokenStore(spec.removeprefix("file:"))
+        return stores.FileTokenStore(spec.removeprefix("file:"))
     if spec.startswith(("redis://", "rediss://", "unix://")):
-        return RedisTokenStore(spec, **options)
+        return stores.RedisTokenStore(spec, **options)
     raise ValueError(
         f"a store is file:PATH, redis://..., rediss://... or unix://..., not {spec!r}"
     )

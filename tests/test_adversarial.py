@@ -364,3 +364,26 @@ def test_constructor_errors_can_be_reported_with_frame_locals(
         ).format()
     )
     assert PASSWORD not in report
+
+
+@pytest.mark.anyio
+async def test_a_stalled_login_times_out_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Login and refresh requests are built by the auth, not by the client, so they
+    carry their own timeouts: without them a server that never answers a login
+    held every request forever (httpcore waits without limit by default)."""
+    monkeypatch.setattr(
+        "teletracker_async._credentials.EXCHANGE_TIMEOUT",
+        {"connect": 5.0, "read": 0.2, "write": 5.0, "pool": None},
+    )
+    fake = FakeTeletracker(users={USERNAME: PASSWORD})
+    fake.delay_next("login", 3.0)
+    with fake.serving() as url:
+        auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url)
+        async with httpx.AsyncClient(auth=auth, base_url=url, timeout=None) as client:
+            with anyio.fail_after(2.5), pytest.raises(httpx.ReadTimeout):
+                await client.post("/echo", content=b"x")
+            fake.clear_faults()
+            assert (await client.post("/echo", content=b"y")).status_code == 200
+    assert not auth._core.busy()
