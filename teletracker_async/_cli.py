@@ -816,7 +816,10 @@ def _parser() -> argparse.ArgumentParser:
         "redis-server unless --redis-url is given)",
     )
     demo.add_argument(
-        "--redis-url", default=None, help="with --store redis: an existing Redis"
+        "--redis-url",
+        default=None,
+        help="with --store redis: an existing Redis (default: start a private "
+        "redis-server)",
     )
     demo.add_argument(
         "--seconds",

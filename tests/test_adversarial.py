@@ -381,7 +381,7 @@ async def test_a_stalled_login_times_out_instead_of_hanging(
     fake.delay_next("login", 3.0)
     with fake.serving() as url:
         auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url)
-        async with httpx.AsyncClient(auth=auth, base_url=url, timeout=None) as client:
+        async with httpx.AsyncClient(auth=auth, base_url=url, timeout=None) as client:  # noqa: S113 - the point
             with anyio.fail_after(2.5), pytest.raises(httpx.ReadTimeout):
                 await client.post("/echo", content=b"x")
             fake.clear_faults()
