@@ -373,6 +373,7 @@ class BearerFlow(Credentials):
             response.headers,
             what=what,
             auth_endpoint=True,
+            response=response,
         )
 
 

@@ -379,7 +379,7 @@ class SessionMachine:
             token_lifetime=answer.token_lifetime,
             refresh_token_expiration=answer.refresh_token_expiration,
             obtained_at=now,
-            account_id=exchange.account_id,
+            account_id=answer.account_id or exchange.account_id,  # the server's say
             extra=answer.extra,
         )
         margin = min(self.refresh_margin, session.token_lifetime / 2)

@@ -106,7 +106,8 @@ def test_status_maps_to_exception(status: int, cls: type[APIError]) -> None:
     assert type(error) is cls
     assert isinstance(error, TeletrackerError)
     assert error.status_code == status
-    assert str(error) == f"Call failed: m (HTTP {status})"
+    wait = "; no Retry-After given" if status == 429 else ""
+    assert str(error) == f"Call failed: m (HTTP {status}{wait})"
     assert (
         repr(error) == f"{cls.__name__}(status_code={status}, message='Call failed: m')"
     )
