@@ -843,22 +843,19 @@ class TeletrackerClient:
                 return await shared.http.send(
                     request, auth=auth, follow_redirects=False
                 )
-        with anyio.move_on_after(pool):
+        with anyio.move_on_after(pool) as waiting:
             await slots.acquire()
-            try:
-                return await shared.http.send(
-                    request, auth=auth, follow_redirects=False
-                )
-            finally:
-                slots.release()
-        # Only the wait for a slot can run out here: once a slot is taken, a pool
-        # timeout of the HTTP stack raises before this scope's own deadline can.
-        raise APITimeoutError(
-            f"{request.method} {request.url.path}: no free connection to "
-            f"{request.url.host} within timeout.pool={pool:g} s (all "
-            f"{shared.connections} busy); nothing was sent",
-            host=request.url.host,
-        )
+        if waiting.cancelled_caught:
+            raise APITimeoutError(
+                f"{request.method} {request.url.path}: no free connection to "
+                f"{request.url.host} within timeout.pool={pool:g} s (all "
+                f"{shared.connections} busy); nothing was sent",
+                host=request.url.host,
+            )
+        try:
+            return await shared.http.send(request, auth=auth, follow_redirects=False)
+        finally:
+            slots.release()
 
     def _after_no_answer(
         self,
