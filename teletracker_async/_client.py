@@ -275,12 +275,6 @@ _OWN_OPTIONS = (
 _EXCHANGE_OWN_HEADERS = frozenset(
     {"content-type", "content-length", "transfer-encoding", "host", "authorization"}
 )
-#: AsyncClient options the SDK sets itself, or that would defeat it.
-_NOT_PASSED_ON: Final = {
-    "self": None,
-    "auth": "auth= is TeletrackerClient's own argument",
-    "base_url": "base_url= is TeletrackerClient's own argument",
-}
 
 
 def _check_httpx_options(stack: Stack, options: Mapping[str, Any]) -> None:
@@ -293,12 +287,8 @@ def _check_httpx_options(stack: Stack, options: Mapping[str, Any]) -> None:
     accepted = [
         name
         for name in inspect.signature(stack.module.AsyncClient.__init__).parameters
-        if name not in _NOT_PASSED_ON and name not in _OWN_OPTIONS
+        if name != "self" and name not in _OWN_OPTIONS
     ]
-    for name in options:
-        reason = _NOT_PASSED_ON.get(name)
-        if reason is not None:
-            raise TypeError(f"TeletrackerClient does not take {name}=: {reason}")
     unknown = [name for name in options if name not in accepted]
     if not unknown:
         return

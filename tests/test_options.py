@@ -341,7 +341,10 @@ async def test_every_request_carries_the_sdks_user_agent(
     for headers, agent in [
         (None, ours),
         ({"X-Team": "reports"}, ours),
-        ({"User-Agent": "mine/1.0", "X-Team": "reports"}, "mine/1.0"),
+        (
+            {"User-Agent": "mine/1.0", "X-Team": "reports", "Content-Type": "x/y"},
+            "mine/1.0",
+        ),
     ]:
         seen: list[Any] = []
 
@@ -364,6 +367,16 @@ async def test_every_request_carries_the_sdks_user_agent(
         assert login.headers["content-type"] == "application/x-www-form-urlencoded"
         assert "authorization" not in login.headers
         fake.revoke_sessions()
+
+
+def test_set_latency_is_checked_and_can_be_undone(fake: FakeTeletracker) -> None:
+    """The fake's latency knob names its endpoints, and None takes it away."""
+    with pytest.raises(ValueError, match="endpoint must be one of"):
+        fake.set_latency("nope", lambda _: 1.0)
+    fake.set_latency("data", lambda _: 1.0)
+    fake.set_latency("data", None)
+    fake.set_latency("data", None)  # twice is fine
+    assert not fake._latency
 
 
 async def test_your_own_client_keeps_its_user_agent(
