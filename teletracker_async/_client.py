@@ -401,11 +401,13 @@ class _Shared:
     sleep: Callable[[float], Awaitable[object]]
     #: Headers added to each request built (the User-Agent on your own client).
     request_headers: dict[str, str] | None
+    #: The settings of the client the views came from.
+    options: _Options
     #: The size of the queue's pool, when it has one.
     connections: int | None = None
     loop: object = None
     closed: bool = False
-    #: account id -> the view with its own session for it.
+    #: account id -> the view with its own session for it (the client's settings).
     accounts: dict[int, TeletrackerClient] = attrs.field(factory=dict)
 
 
@@ -541,10 +543,11 @@ class TeletrackerClient:
             else anyio.Semaphore(limits.max_connections, fast_acquire=True),
             sleep=sleep,
             request_headers=request_headers,
+            options=_Options(None, max_retries, total),
             connections=limits.max_connections,
         )
         self._auth = auth
-        self._options = _Options(None, max_retries, total)
+        self._options = self._shared.options
         self._account_view = None
         self._is_root = True
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
@@ -688,9 +691,8 @@ class TeletrackerClient:
         shared = self._shared
         view = shared.accounts.get(account)
         if view is None:
-            root = _Options(None, self._options.max_retries, None)
             view = shared.accounts[account] = self._view(
-                _copy_auth(self._auth, account), root, account
+                _copy_auth(self._auth, account), shared.options, account
             )
         if view._options == self._options:  # noqa: SLF001 - its own class
             return view

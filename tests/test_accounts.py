@@ -145,6 +145,8 @@ async def test_for_account_gives_each_account_its_own_session(
         assert "view_of_account=7" in repr(view)
         assert (await view.session()).account_id == 7
         assert fake.stats.logins == 50  # its session was there already
+        assert client.with_options(max_retries=5).for_account(8).max_retries == 5
+        assert client.for_account(8).max_retries == 2  # the cached view: the client's
         faster = client.with_options(max_retries=0).for_account(7)
         assert faster is not view
         assert (faster.auth, faster.max_retries) == (view.auth, 0)
