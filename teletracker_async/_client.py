@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import inspect
 import logging
@@ -366,7 +367,10 @@ def _copy_auth(auth: AnyAuth, account_id: int) -> AnyAuth:
 
 def _current_loop() -> object:
     """The running event loop (asyncio) or trio token."""
-    return anyio.lowlevel.current_token().native_token
+    try:
+        return asyncio.get_running_loop()  # the common case, in a fraction of a µs
+    except RuntimeError:
+        return anyio.lowlevel.current_token().native_token
 
 
 @attrs.frozen
@@ -774,13 +778,14 @@ class TeletrackerClient:
         # the auth's origin (and the origin check names the path if it is not).
         return f"{self._shared.base_url}{path}" if path.startswith("/") else path
 
-    def _build(self, options: _Options, method: str, url: str, **parts: Any) -> Any:
-        shared = self._shared
+    def _request_options(self, options: _Options) -> dict[str, Any]:
+        """What ``build_request`` gets besides the call's own parts (once a call)."""
+        extra: dict[str, Any] = {}
         if options.timeout is not None:
-            parts["timeout"] = options.timeout
-        if shared.request_headers is not None:
-            parts["headers"] = shared.request_headers
-        return shared.http.build_request(method, url, **parts)
+            extra["timeout"] = options.timeout
+        if self._shared.request_headers is not None:
+            extra["headers"] = self._shared.request_headers
+        return extra
 
     def _options_for(self, timeout: Any) -> _Options:
         if isinstance(timeout, _NotGiven):
@@ -792,9 +797,11 @@ class TeletrackerClient:
     def _check_loop(self) -> None:
         shared = self._shared
         loop = _current_loop()
+        if shared.loop is loop:
+            return
         if shared.loop is None:
             shared.loop = loop
-        elif shared.loop is not loop:
+        else:
             raise RuntimeError(
                 "this TeletrackerClient was first used in another event loop (a "
                 "second asyncio.run, a module-level client?): its connections belong "
@@ -825,7 +832,8 @@ class TeletrackerClient:
         shared = self._shared
         if shared.closed:
             self._check_open()
-        self._check_loop()
+        if _current_loop() is not shared.loop:
+            self._check_loop()
         auth = self._auth if authenticate else None
         slots = shared.slots
         if slots is None:
@@ -879,7 +887,7 @@ class TeletrackerClient:
             raise _no_answer(request.method, request.url, exc, stack) from cause
         return wait
 
-    async def _send(
+    def _send(
         self,
         make: Callable[[], Any],
         options: _Options,
@@ -887,18 +895,28 @@ class TeletrackerClient:
         what: str,
         idempotent: bool | None,
         authenticate: bool = True,
-    ) -> Any:
+    ) -> Awaitable[Any]:
         """Send a request that *make* builds (anew for each try) with retries, all
         within ``options.total_timeout``; return the last answer, or raise."""
+        if options.total_timeout is None:  # no extra coroutine on the common path
+            return self._tries(make, options, math.inf, idempotent, authenticate)
+        return self._within(make, options, what, idempotent, authenticate)
+
+    async def _within(
+        self,
+        make: Callable[[], Any],
+        options: _Options,
+        what: str,
+        idempotent: bool | None,
+        authenticate: bool,
+    ) -> Any:
         total = options.total_timeout
-        if total is None:
-            return await self._tries(make, options, math.inf, idempotent, authenticate)
         with anyio.move_on_after(total) as scope:
             return await self._tries(
                 make, options, scope.deadline, idempotent, authenticate
             )
         raise APITimeoutError(
-            f"{what}: no answer within total_timeout={total:g} s (retries included)",
+            f"{what}: no answer within total_timeout={total} s (retries included)",
             host=httpx.URL(self._shared.base_url).host,
         )
 
@@ -1028,10 +1046,9 @@ class TeletrackerClient:
                 f"{method} {path}", check_account_id(params["account_id"])
             )
         url = self._url(path)
+        build, extra = self._shared.http.build_request, self._request_options(options)
         response = await self._send(
-            lambda: self._build(
-                options, method, url, params=params, data=data, json=json
-            ),
+            lambda: build(method, url, params=params, data=data, json=json, **extra),
             options,
             what=f"{method} {path}",
             idempotent=idempotent,
@@ -1172,8 +1189,9 @@ class TeletrackerClient:
             params["account_id"] = account_id
         path = "/reports/call-data"
         url = self._url(path)
+        build, extra = self._shared.http.build_request, self._request_options(options)
         response = await self._send(
-            lambda: self._build(options, "GET", url, params=params),
+            lambda: build("GET", url, params=params, **extra),
             options,
             what=f"GET {path}",
             idempotent=None,
