@@ -651,7 +651,8 @@ class TeletrackerClient:
 
         The view shares the connection pool, the queue in front of it and the
         session (so the single-flight renewal too); only the settings differ. It
-        is cheap: make one per request if you like. Closing the client closes it.
+        is a small object that opens nothing: make one per request if you like.
+        Closing the client closes it.
 
         Args:
             timeout: An ``httpx.Timeout``, seconds, or None (no timeout).
