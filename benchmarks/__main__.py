@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import suite
+from benchmarks import bench_stream, suite
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -38,6 +38,7 @@ FULL: dict[str, dict[str, Any]] = {
     "loopback_httpx2": {"requests": 3000, "concurrency": 200, "rounds": 3},
     "peers": {"coroutines": 1000, "cost_requests": 300, "lifetime": 6.0},
     "memory": {"requests": 100_000, "refreshes": 100},
+    "stream": {},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "per_request": {"requests": 500, "rounds": 3},
@@ -49,6 +50,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "loopback_httpx2": {"requests": 400, "concurrency": 50, "rounds": 2},
     "peers": {"coroutines": 200, "cost_requests": 100, "lifetime": 6.0},
     "memory": {"requests": 10_000, "refreshes": 10},
+    "stream": {"rounds": 1},
 }
 
 
@@ -132,6 +134,7 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
         f"| 5. peak RSS growth | {mem['peak_rss_growth_kib']} KiB | | |",
         "",
         *_storm_rows(results.get("contended_storms", [])),
+        *bench_stream.rows(results.get("stream")),
         "Peers (4.), each against the fake's OAuth2-shaped `/oauth/token`, same loopback server:",
         "",
         "| client | cost vs static header | expiry storm: refreshes / logins / failed | early window: refreshes / stall ms | refresh-token reuse | tokens refreshed twice |",
@@ -158,6 +161,7 @@ async def _run(sizes: dict[str, dict[str, Any]], progress: Progress) -> dict[str
         "loopback_httpx2": functools.partial(suite.loopback, stack="httpx2"),
         "peers": suite.peers,
         "memory": suite.memory,
+        "stream": bench_stream.measure,
     }
     task = progress.add_task("benchmarks", total=len(workloads))
     results: dict[str, Any] = {}

@@ -8,6 +8,7 @@ from teletracker_async._auth import TeletrackerAuth
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 from teletracker_async._exceptions import (
+    AccountMismatchError,
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -23,6 +24,7 @@ from teletracker_async._exceptions import (
 )
 from teletracker_async._models import AuthSession
 from teletracker_async._schemes import IntegratorAuth, TeletrackerBasicAuth
+from teletracker_async._stream import CallDataStream
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -30,9 +32,11 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AccountMismatchError",
     "AuthSession",
     "AuthenticationError",
     "BadRequestError",
+    "CallDataStream",
     "IntegratorAuth",
     "NotFoundError",
     "OriginMismatchError",

@@ -424,6 +424,7 @@ class BearerFlow(Credentials):
             response.headers,
             what=what,
             auth_endpoint=True,
+            response=response,
         )
 
 

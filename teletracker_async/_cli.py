@@ -38,6 +38,7 @@ from teletracker_async._auth import TeletrackerAuth
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_BASE_URL
 from teletracker_async._exceptions import TeletrackerError
+from teletracker_async._stream import CallDataStream
 from teletracker_async.testing import FakeStats, FakeTeletracker
 from teletracker_async.testing._doors import bind_socket, socket_url
 
@@ -571,42 +572,72 @@ def _atomic_output(name: str) -> Iterator[IO[str]]:
         raise
 
 
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA -:--"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (
+        f"ETA {hours}:{minutes:02d}:{secs:02d}"
+        if hours
+        else f"ETA {minutes}:{secs:02d}"
+    )
+
+
 class _PlainProgress:
-    """The progress line without rich: a count rewritten in place, a few times a second."""
+    """The progress line without rich: records, windows done of all and an ETA,
+    rewritten in place a few times a second."""
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._last = -math.inf
+        self._width = 0
 
-    def update(self, count: int) -> None:
+    def update(self, stream: CallDataStream) -> None:
         now = time.monotonic()
         if now - self._last >= 0.2:
             self._last = now
-            self._stream.write(f"\r{count} call records")
+            line = (
+                f"{stream.records} call records, "
+                f"{stream.windows_done}/{stream.windows_total} windows, "
+                f"{_eta(stream.eta(now))}"
+            )
+            self._width = max(self._width, len(line))
+            self._stream.write(f"\r{line}")
             self._stream.flush()
 
     def close(self) -> None:
-        if self._last > -math.inf:
-            self._stream.write("\r")
+        if self._width:
+            self._stream.write("\r" + " " * self._width + "\r")
 
 
 class _RichProgress:
-    """The progress line drawn by rich (the ``cli`` extra), erased when done."""
+    """The progress bar drawn by rich (the ``cli`` extra), erased when done."""
 
     def __init__(self) -> None:
         import rich.progress  # noqa: PLC0415
 
         self._progress = rich.progress.Progress(
-            rich.progress.TextColumn("{task.completed} call records"),
+            rich.progress.TextColumn("{task.fields[records]} call records"),
+            rich.progress.BarColumn(),
+            rich.progress.MofNCompleteColumn(),
+            rich.progress.TextColumn("windows"),
             rich.progress.TimeElapsedColumn(),
+            rich.progress.TextColumn("ETA"),
+            rich.progress.TimeRemainingColumn(),
             console=_console(stderr=True),
             transient=True,
         )
-        self._task = self._progress.add_task("records", total=None)
+        self._task = self._progress.add_task("records", total=None, records=0)
         self._progress.start()
 
-    def update(self, count: int) -> None:
-        self._progress.update(self._task, completed=count)
+    def update(self, stream: CallDataStream) -> None:
+        self._progress.update(
+            self._task,
+            completed=stream.windows_done,
+            total=stream.windows_total,
+            records=stream.records,
+        )
 
     def close(self) -> None:
         self._progress.stop()
@@ -626,31 +657,32 @@ def _progress() -> _PlainProgress | _RichProgress | None:
 async def _export(
     args: argparse.Namespace, auth: TeletrackerAuth, stream: IO[str]
 ) -> int:
-    """Stream the records to *stream*; the count."""
+    """Stream the records to *stream* (a sliding window of requests); the count."""
     csv_sink = _CsvSink(stream) if args.format == "csv" else None
     progress = _progress()
-    count = 0
     try:
-        async with TeletrackerClient(auth=auth) as client:
-            async for record in client.iter_call_data(
+        async with (
+            TeletrackerClient(auth=auth) as client,
+            client.stream_call_data(
                 args.start,
                 args.end,
                 account_id=args.account_id,
                 window_days=args.window_days,
                 concurrency=args.concurrency,
-            ):
+            ) as records,
+        ):
+            async for record in records:
                 if csv_sink is not None:
                     csv_sink.write(record)
                 else:
                     stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-                count += 1
                 if progress is not None:
-                    progress.update(count)
+                    progress.update(records)
     finally:
         if progress is not None:
             progress.close()
     stream.flush()
-    return count
+    return records.records
 
 
 def _call_data(args: argparse.Namespace) -> int:

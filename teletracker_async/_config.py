@@ -6,6 +6,7 @@ Two constants with one name are a bug: import from here, never restate a value.
 from __future__ import annotations
 
 import functools
+import importlib
 
 import httpx
 
@@ -16,7 +17,12 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_REFRESH_MARGIN",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_TOTAL_TIMEOUT",
     "DUE_MARGIN",
+    "ENV_ACCOUNT_ID",
+    "ENV_BASE_URL",
+    "ENV_PASSWORD",
+    "ENV_USERNAME",
     "EXCHANGE_TIMEOUT",
     "FLEET_JITTER",
     "FLEET_POLL",
@@ -80,6 +86,8 @@ DEFAULT_LIMITS = httpx.Limits(
 DEFAULT_MAX_RETRIES = 2
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: No deadline for one call and its retries unless the caller sets one (seconds).
+DEFAULT_TOTAL_TIMEOUT: float | None = None
 #: Full-jitter exponential backoff: uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**n)).
 BACKOFF_BASE = 0.5
 MAX_BACKOFF = 8.0
@@ -87,13 +95,24 @@ MAX_BACKOFF = 8.0
 #: (``RateLimitError.retry_after`` keeps the server's value, uncapped).
 MAX_RETRY_AFTER = 60.0
 
+# -- configuration from the environment (the client and the CLI read the same names) ---
+ENV_USERNAME = "TELETRACKER_USERNAME"
+ENV_PASSWORD = "TELETRACKER_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+ENV_ACCOUNT_ID = "TELETRACKER_ACCOUNT_ID"
+ENV_BASE_URL = "TELETRACKER_BASE_URL"
+
 
 @functools.cache
-def user_agent() -> str:
-    """``teletracker-async/<version>``, read from package metadata on first use."""
+def user_agent(stack: str = "httpx") -> str:
+    """``teletracker-async/<version> <stack>/<version>``, e.g. ``httpx/0.28.1``.
+
+    Read from package metadata on first use, per HTTP stack (``httpx`` or ``httpx2``).
+    """
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
     try:
-        return f"teletracker-async/{version('teletracker-async')}"
+        ours = f"teletracker-async/{version('teletracker-async')}"
     except PackageNotFoundError:  # pragma: no cover - only from a bare checkout
-        return "teletracker-async"
+        ours = "teletracker-async"
+    module = importlib.import_module(stack)
+    return f"{ours} {stack}/{getattr(module, '__version__', 'unknown')}"

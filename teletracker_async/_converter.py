@@ -133,6 +133,19 @@ class TokenAnswer:
     refresh_token_expiration: datetime | None = None
     extra: dict[str, Any] = attrs.field(factory=dict)
 
+    @property
+    def account_id(self) -> int | None:
+        """The account the server says the session is for, when it says so.
+
+        The documentation shows no such field; some answers carry an ``accountId``.
+        It is taken only when it is a positive integer (never a bool or a string),
+        and stays in ``extra`` as sent: an odd value is ignored, never an error.
+        """
+        value = self.extra.get("accountId")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        return None
+
 
 @_register_wire_class
 @attrs.frozen

@@ -273,7 +273,7 @@ class Credentials:
             "POST",
             f"{self._base_url}{path}",
             headers={
-                **auth_headers(),
+                **auth_headers(self._stack.name),
                 "Content-Type": "application/x-www-form-urlencoded",
             },
             content=body,
@@ -326,6 +326,6 @@ def secret_password(password: object) -> Secret:
     return Secret(check_credential("password", password))
 
 
-def auth_headers() -> dict[str, str]:
-    """The headers of the SDK's own login and refresh requests."""
-    return {"Accept": "application/json", "User-Agent": user_agent()}
+def auth_headers(stack: str = "httpx") -> dict[str, str]:
+    """The headers of the SDK's own login and refresh requests on *stack*."""
+    return {"Accept": "application/json", "User-Agent": user_agent(stack)}

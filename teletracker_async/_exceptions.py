@@ -5,6 +5,8 @@ Every exception the SDK raises on purpose derives from one root::
     TeletrackerError
     ├── OriginMismatchError        a request for another origin than the auth's
     │                              (also a ValueError); nothing was sent
+    ├── AccountMismatchError       a bearer session asked to act on another account
+    │                              (also a ValueError); nothing was sent
     ├── ResponseFormatError        an answer the SDK cannot read
     ├── APIConnectionError         the request did not get an answer (transport failure)
     │   └── APITimeoutError        ... because a timeout ran out
@@ -31,6 +33,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AccountMismatchError",
     "AuthenticationError",
     "BadRequestError",
     "NotFoundError",
@@ -69,6 +72,28 @@ class OriginMismatchError(TeletrackerError, ValueError):
     """
 
 
+class AccountMismatchError(TeletrackerError, ValueError):
+    """A request names an ``account_id`` that the bearer session does not belong to.
+
+    A bearer session acts on one account: sending it with another account's id would
+    only be refused (and cost a renewal). Raised before anything is sent; the message
+    names both accounts and the way out: ``client.for_account(account_id)`` (a view
+    with its own session, same connection pool) or ``client.switch_account(...)``.
+
+    Attributes:
+        session_account_id: The account the session belongs to.
+        account_id: The account the request asked for.
+    """
+
+    def __init__(
+        self, message: str, *, session_account_id: int, account_id: int
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.session_account_id = session_account_id
+        self.account_id = account_id
+
+
 class ResponseFormatError(TeletrackerError):
     """An answer the SDK cannot read: not JSON, not an object, or a bad field.
 
@@ -91,11 +116,17 @@ class ResponseFormatError(TeletrackerError):
 
 
 class APIConnectionError(TeletrackerError):
-    """The request got no answer: connection refused or dropped, DNS, TLS, timeout."""
+    """The request got no answer: connection refused or dropped, DNS, TLS, timeout.
 
-    def __init__(self, message: str) -> None:
+    Attributes:
+        host: The host that could not be reached (also named in the message), when
+            known.
+    """
+
+    def __init__(self, message: str, *, host: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.host = host
 
 
 class APITimeoutError(APIConnectionError):
@@ -109,14 +140,30 @@ class APIError(TeletrackerError):
         status_code: The HTTP status.
         message: The server's own message when it gave one, else a description.
         body: The decoded JSON body (or the text when it was not JSON), redacted of
-            secrets when it came from an authentication endpoint.
+            secrets (the password, the tokens the request carried).
+        request: The request that was answered (an ``httpx.Request``, or httpx2's):
+            its method, URL and headers, with ``Authorization`` and ``Cookie``
+            values replaced by ``<redacted>`` and no body. None when unknown.
+        response: The answer (``httpx.Response`` or httpx2's): its status and
+            headers (``Set-Cookie`` redacted), without a body: read ``body``.
+            None when unknown.
     """
 
-    def __init__(self, status_code: int, message: str, body: Any = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        body: Any = None,
+        *,
+        request: Any = None,
+        response: Any = None,
+    ) -> None:
         super().__init__(status_code, message, body)
         self.status_code = status_code
         self.message = message
         self.body = body
+        self.request = request
+        self.response = response
 
     def __str__(self) -> str:
         return f"{self.message} (HTTP {self.status_code})"
@@ -150,8 +197,10 @@ class BadRequestError(APIError):
         body: Any = None,
         *,
         missing: tuple[str, ...] = (),
+        request: Any = None,
+        response: Any = None,
     ) -> None:
-        super().__init__(status_code, message, body)
+        super().__init__(status_code, message, body, request=request, response=response)
         self.missing = missing
 
 
@@ -177,9 +226,19 @@ class RateLimitError(APIError):
         body: Any = None,
         *,
         retry_after: float | None = None,
+        request: Any = None,
+        response: Any = None,
     ) -> None:
-        super().__init__(status_code, message, body)
+        super().__init__(status_code, message, body, request=request, response=response)
         self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        wait = (
+            "no Retry-After given"
+            if self.retry_after is None
+            else f"retry after {self.retry_after:g} s"
+        )
+        return f"{self.message} (HTTP {self.status_code}; {wait})"
 
 
 class ServerError(APIError):

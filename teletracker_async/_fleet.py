@@ -105,7 +105,7 @@ class FleetLink:
         self._base_url = base_url
         self._username = username
         self._clock = clock
-        self._errors = errors
+        self.errors = errors
         self._held: dict[int, _Held] = {}
         self._pid = -1
         self._holder = ""
@@ -142,7 +142,7 @@ class FleetLink:
             return await self._prepare(exchange)
         except TokenStoreError as exc:
             self.stats.store_errors += 1
-            if self._errors == "raise":
+            if self.errors == "raise":
                 raise
             if not exchange.forced:
                 lease = self._core.defer(exchange, RENEWAL_BACKOFF)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +20,16 @@ from teletracker_async._exceptions import (
     ServerError,
 )
 
-__all__ = ["decode_error_body", "error_for_status", "parse_retry_after"]
+__all__ = [
+    "decode_error_body",
+    "error_context",
+    "error_for_status",
+    "parse_retry_after",
+]
+
+#: Header values an error keeps as ``<redacted>``: they carry credentials.
+_PRIVATE_REQUEST_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_PRIVATE_RESPONSE_HEADERS = frozenset({"set-cookie"})
 
 
 def decode_error_body(content: bytes) -> Any:
@@ -78,6 +88,36 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(seconds, 0.0)
 
 
+def _kept(headers: Any, private: frozenset[str]) -> list[tuple[str, str]]:
+    return [
+        (key, "<redacted>" if key.lower() in private else value)
+        for key, value in headers.multi_items()
+    ]
+
+
+def error_context(response: Any) -> dict[str, Any]:
+    """``request=`` and ``response=`` for an error about *response*: copies of the
+    request (method, URL, headers) and the answer (status, headers), without bodies
+    and with credential headers redacted, in *response*'s own HTTP stack's types."""
+    module = sys.modules[type(response).__module__.partition(".")[0]]
+    try:
+        sent = response.request
+    except RuntimeError:  # an answer built without a request (a custom transport)
+        request = None
+    else:
+        request = module.Request(
+            sent.method,
+            sent.url,
+            headers=_kept(sent.headers, _PRIVATE_REQUEST_HEADERS),
+        )
+    copy = module.Response(
+        response.status_code,
+        headers=_kept(response.headers, _PRIVATE_RESPONSE_HEADERS),
+        request=request,
+    )
+    return {"request": request, "response": copy}
+
+
 def error_for_status(
     status_code: int,
     body: Any,
@@ -85,31 +125,38 @@ def error_for_status(
     *,
     what: str,
     auth_endpoint: bool = False,
+    response: Any = None,
 ) -> APIError:
     """Build the exception for an error answer to *what*.
 
     On an authentication endpoint, 400/401/403 mean the credentials were refused.
     *body* must be redacted already (``Credentials.redact``): it becomes the message.
+    With *response*, the error keeps redacted copies of the request and the answer
+    (see :func:`error_context`).
     """
     server = _server_message(body)
     message = f"{what} failed: {server}" if server else f"{what} failed"
+    context = {} if response is None else error_context(response)
     if auth_endpoint and status_code in (400, 401, 403):
-        return AuthenticationError(status_code, message, body)
+        return AuthenticationError(status_code, message, body, **context)
     if status_code == 400:
-        return BadRequestError(status_code, message, body, missing=_missing(body))
+        return BadRequestError(
+            status_code, message, body, missing=_missing(body), **context
+        )
     if status_code == 401:
-        return AuthenticationError(status_code, message, body)
+        return AuthenticationError(status_code, message, body, **context)
     if status_code == 403:
-        return PermissionDeniedError(status_code, message, body)
+        return PermissionDeniedError(status_code, message, body, **context)
     if status_code == 404:
-        return NotFoundError(status_code, message, body)
+        return NotFoundError(status_code, message, body, **context)
     if status_code == 429:
         return RateLimitError(
             status_code,
             message,
             body,
             retry_after=parse_retry_after(headers.get("retry-after")),
+            **context,
         )
     if status_code >= 500:
-        return ServerError(status_code, message, body)
-    return APIError(status_code, message, body)
+        return ServerError(status_code, message, body, **context)
+    return APIError(status_code, message, body, **context)

@@ -365,8 +365,9 @@ class SessionMachine:
         return Start(self._start(now, self._account(), forced=False))
 
     def _account(self) -> int | None:
-        lease = self.lease
-        return self.account_id if lease is None else lease.account_id
+        # The account asked for (at construction or by the last switch), not the
+        # one an answer reported: renewals, and a store's record key, stay on it.
+        return self.account_id
 
     def _renewal(self, now: float) -> Renewal:
         """Refresh when an unspent refresh token is still alive; log in otherwise."""
@@ -440,7 +441,7 @@ class SessionMachine:
             obtained_at=now
             if expires_at is None
             else expires_at - answer.token_lifetime,
-            account_id=exchange.account_id,
+            account_id=answer.account_id or exchange.account_id,  # the server's say
             extra=answer.extra,
         )
         margin = min(self.refresh_margin, session.token_lifetime / 2)
@@ -526,7 +527,7 @@ class SessionMachine:
         if (
             lease is not None
             and lease.write_id is None
-            and lease.account_id == exchange.account_id
+            and self.account_id == exchange.account_id
             and self._renewal(now) is Renewal.REFRESH
         ):
             self.refresh_with(exchange, lease.session.refresh_token)

@@ -19,6 +19,23 @@ async def test_bench_auth_runs_at_tiny_size(stack: str) -> None:
     assert all(value > 0 for value in result.values())
 
 
+async def test_stream_workload_runs_at_tiny_size() -> None:
+    """The sliding-window workload pulls every record each way and renders its table
+    (no timing asserted)."""
+    from benchmarks import bench_stream  # noqa: PLC0415
+
+    result = await bench_stream.measure(
+        windows=6, concurrency=2, slow_s=0.002, fast_s=0.0, rounds=1
+    )
+    assert result["slow_windows"] == 1
+    names = ("ideal", "stream", "stream_ahead4x", "stream_unbounded", "batches")
+    assert all(result[f"{name}_s"] > 0 for name in names)
+    table = "\n".join(bench_stream.rows(result))
+    assert "| `iter_call_data` (batches) |" in table
+    assert "default ahead = 4" in table
+    assert bench_stream.rows(None) == []
+
+
 async def test_suite_workloads_run_at_tiny_size() -> None:
     """Every in-process workload runs and reports its figures (no timing asserted)."""
     from benchmarks import suite  # noqa: PLC0415

@@ -12,7 +12,9 @@ import csv
 import importlib.metadata
 import io
 import json
+import math
 import os
+import re
 import select
 import signal
 import socket
@@ -24,10 +26,11 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from teletracker_async import TeletrackerClient
+from teletracker_async import CallDataStream, TeletrackerClient
 from teletracker_async._cli import (
     DemoResult,
     _CsvSink,
@@ -766,15 +769,34 @@ def test_python_dash_m_runs_the_command() -> None:
 
 
 def test_plain_progress_rewrites_one_line() -> None:
-    """The plain progress line rewrites itself in place and ends at column 0."""
+    """The plain progress line shows records, windows and an ETA, rewrites itself in
+    place, and is wiped when done."""
     stream = io.StringIO()
     progress = _PlainProgress(stream)
     progress.close()
     assert stream.getvalue() == ""
-    progress.update(3)
-    progress.update(4)  # too soon after the last: not drawn
+    pull = CallDataStream(_no_fetch, [], concurrency=1, ahead=1)
+    pull.windows_total, pull.records = 4, 3
+    progress.update(pull)  # nothing answered yet: no ETA
+    pull.started_at, pull.windows_done = time.monotonic() - 30, 1
+    progress.update(pull)  # too soon after the last: not drawn
+    progress._last = -math.inf
+    progress.update(pull)  # 1 window in 30 s, 3 to go
+    pull.started_at, pull.windows_done = time.monotonic() - 3600 * 3, 1
+    progress._last = -math.inf
+    progress.update(pull)
     progress.close()
-    assert stream.getvalue() == "\r3 call records\r"
+    lines = stream.getvalue().split("\r")
+    assert lines[1] == "3 call records, 0/4 windows, ETA -:--"
+    assert re.fullmatch(r"3 call records, 1/4 windows, ETA 1:(29|30|31)", lines[2])
+    assert lines[3].startswith("3 call records, 1/4 windows, ETA 9:")
+    assert not lines[4].strip()
+    assert len(lines[4]) == max(map(len, lines[1:4]))
+    assert lines[5] == ""
+
+
+async def _no_fetch(_: date, __: date) -> list[dict[str, Any]]:  # pragma: no cover
+    raise AssertionError
 
 
 def test_demo_report_names_failures() -> None:

@@ -536,3 +536,59 @@ async def test_an_account_switch_adopts_the_accounts_published_session(
     assert stats(b).adopted == 2
     record = await fleet.store.load(store_key(BASE_URL, USERNAME, 2))
     assert record is not None
+
+
+async def test_an_answer_naming_the_account_keeps_the_record_key(
+    fleet: Fleet,
+) -> None:
+    """A server that reports ``accountId`` in its answers does not move the fleet to
+    another record key: renewals stay on the account asked for."""
+    fleet.fake.account_id_in_answers = True
+    a, b = await fleet.add(), await fleet.add()
+    for _ in range(3):
+        assert (await a.get()).status_code == 200
+        assert (await b.get()).status_code == 200
+        fleet.clock.advance(LIFETIME - 1)
+    assert fleet.fake.stats.logins == 1
+    assert fleet.fake.stats.refreshes == 2
+    assert a.auth.session is not None
+    assert a.auth.session.account_id == 1
+    assert_clean(fleet.fake)
+
+
+async def test_clients_share_a_session_through_the_store(fleet: Fleet) -> None:
+    """``TeletrackerClient(store=...)`` builds its auth with the store; two clients
+    (two 'processes') log in once; their account views share per-account records."""
+    from teletracker_async import TeletrackerClient  # noqa: PLC0415
+
+    def client() -> TeletrackerClient:
+        return TeletrackerClient(
+            USERNAME,
+            PASSWORD,
+            base_url=BASE_URL,
+            transport=fleet.fake.transport(),
+            store=fleet.store,
+        )
+
+    async with client() as one, client() as two:
+        assert await one.call_data("2026-01-01", "2026-01-01")
+        assert await two.call_data("2026-01-01", "2026-01-01")
+        assert fleet.fake.stats.logins == 1
+        assert await one.for_account(2).call_data(
+            "2026-01-01", "2026-01-01", account_id=2
+        )
+        assert await two.for_account(2).call_data(
+            "2026-01-01", "2026-01-01", account_id=2
+        )
+        assert fleet.fake.stats.logins == 2  # one more, for account 2, fleet-wide
+
+
+def test_a_client_given_an_auth_refuses_store_arguments() -> None:
+    """The store belongs to the auth: with ``auth=``, ``store=`` is a TypeError."""
+    from teletracker_async import TeletrackerClient  # noqa: PLC0415
+
+    auth = TeletrackerAuth(USERNAME, PASSWORD)
+    with pytest.raises(TypeError, match="pass them to TeletrackerAuth"):
+        TeletrackerClient(auth=auth, store=MemoryTokenStore())
+    with pytest.raises(TypeError, match="pass them to TeletrackerAuth"):
+        TeletrackerClient(auth=auth, store_errors="raise")

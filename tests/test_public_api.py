@@ -8,6 +8,7 @@ import time
 import types
 from typing import Any
 
+import httpx
 import pytest
 
 import teletracker_async
@@ -106,7 +107,8 @@ def test_status_maps_to_exception(status: int, cls: type[APIError]) -> None:
     assert type(error) is cls
     assert isinstance(error, TeletrackerError)
     assert error.status_code == status
-    assert str(error) == f"Call failed: m (HTTP {status})"
+    wait = "; no Retry-After given" if status == 429 else ""
+    assert str(error) == f"Call failed: m (HTTP {status}{wait})"
     assert (
         repr(error) == f"{cls.__name__}(status_code={status}, message='Call failed: m')"
     )
@@ -169,3 +171,16 @@ def test_parse_retry_after_http_date() -> None:
     now = time.time()
     value = email.utils.formatdate(now + 30, usegmt=True)
     assert parse_retry_after(value, now=now) == pytest.approx(30, abs=1)
+
+
+def test_error_context_without_a_request() -> None:
+    """An answer built without a request (a custom transport) still gives a response
+    copy; the request is None."""
+    answer = httpx.Response(502, headers={"Set-Cookie": "s=1", "X-Id": "7"})
+    error = error_for_status(
+        502, "bad gateway", answer.headers, what="Call", response=answer
+    )
+    assert error.request is None
+    assert error.response.status_code == 502
+    assert error.response.headers["set-cookie"] == "<redacted>"
+    assert error.response.headers["x-id"] == "7"

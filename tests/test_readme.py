@@ -59,6 +59,15 @@ def test_the_readme_has_the_blocks_it_should() -> None:
     assert len(BLOCKS) >= 4
 
 
+def test_the_web_app_guide_runs_here() -> None:
+    """The FastAPI guide is among the program blocks, and its imports are dev
+    dependencies, so that it is run rather than skipped."""
+    guides = [b for b in BLOCKS if "LifespanManager(app)" in b.values[0]]
+    assert len(guides) == 1
+    for module in ("fastapi", "starlette", "asgi_lifespan"):
+        assert importlib.util.find_spec(module) is not None, module
+
+
 @pytest.fixture
 def readme_fake(monkeypatch: pytest.MonkeyPatch) -> FakeTeletracker:
     """A fake for the blocks, handed to every AsyncClient built without a transport."""

@@ -264,6 +264,7 @@ class FakeTeletracker:
         self._by_refresh: dict[str, _Session] = {}
         self._spent_refresh: dict[str, _Session] = {}
         self._faults: dict[str, deque[_Fault]] = {e: deque() for e in _BUILT_IN}
+        self._latency: dict[str, Callable[[FakeRequest], float]] = {}
         self._day_cache: dict[tuple[int, date], list[dict[str, Any]]] = {}
         self._wall_origin = time.time()
         self._clock_origin = clock()
@@ -407,6 +408,23 @@ class FakeTeletracker:
     ) -> None:
         """Sleep *seconds* (real time) before handling the next requests."""
         self._push(endpoint, _Fault("delay", seconds=seconds), times)
+
+    def set_latency(
+        self,
+        endpoint: Endpoint | str,
+        seconds: Callable[[FakeRequest], float] | None,
+    ) -> None:
+        """Sleep ``seconds(request)`` (real time) before handling each request to
+        *endpoint*, until set to None: a server whose answers take their time, per
+        request (a slow report day, say), unlike the one-off :meth:`delay_next`."""
+        if endpoint not in self._faults:
+            raise ValueError(
+                f"endpoint must be one of {tuple(self._faults)}, got {endpoint!r}"
+            )
+        if seconds is None:
+            self._latency.pop(endpoint, None)
+        else:
+            self._latency[endpoint] = seconds
 
     def drop_next(self, endpoint: Endpoint | str, *, times: int = 1) -> None:
         """Drop the connection of the next requests without answering."""
@@ -598,6 +616,9 @@ class FakeTeletracker:
                     )
                 elif fault.gate is not None and not fault.gate.after:
                     await fault.gate._hold()  # noqa: SLF001
+            latency = self._latency.get(endpoint)
+            if latency is not None:
+                await anyio.sleep(latency(request))
             response = work(request)
             if not isinstance(response, FakeResponse):
                 response = await response

@@ -1,0 +1,212 @@
+"""``CallDataStream``: a long report pulled through a sliding window of requests.
+
+A task group cannot span a ``yield`` of an async generator (the generator may be
+suspended in one task and closed from another), so the stream is an async context
+manager: the task group lives between ``__aenter__`` and ``__aexit__``, in the
+caller's task, and ``__anext__`` only waits on events. No task outlives the
+``async with`` block, whatever ends it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["CallDataStream", "windows_of"]
+
+Window = tuple[date, date]
+Records = list[dict[str, Any]]
+
+
+def windows_of(first: date, last: date, days: int) -> list[Window]:
+    """*first* to *last* (both included) cut into windows of *days* days."""
+    windows: list[Window] = []
+    day = first
+    while day <= last:
+        end = min(day + timedelta(days=days - 1), last)
+        windows.append((day, end))
+        day = end + timedelta(days=1)
+    return windows
+
+
+class CallDataStream:
+    """Call records of a long range, in date order, fetched through a sliding window.
+
+    Built by :meth:`TeletrackerClient.stream_call_data`; use it as::
+
+        async with client.stream_call_data("2026-01-01", "2026-11-26") as stream:
+            async for record in stream:
+                ...
+
+    As soon as one window's answer arrives the next window starts, so up to
+    ``concurrency`` requests stay in flight, also while your loop body works on the
+    records already there. Records come out in date order. Memory stays bounded:
+    a window starts only while it is fewer than ``ahead`` windows past the one you
+    are reading, so at most ``ahead`` windows are held or in flight besides it.
+
+    Leaving the block (the loop's end, a ``break``, an exception in your loop body,
+    a cancellation) cancels every request still running before it returns. The
+    first failed window's error is raised by the loop as itself, never as an
+    ``ExceptionGroup``, and the other requests are cancelled.
+
+    Attributes:
+        windows_total: How many windows (requests) the range is cut into.
+        windows_done: Windows whose answer has arrived.
+        records: Records handed to you so far.
+        started_at: ``time.monotonic()`` when the block was entered.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[date, date], Awaitable[Records]],
+        windows: Sequence[Window],
+        *,
+        concurrency: int,
+        ahead: int,
+    ) -> None:
+        self._fetch = fetch
+        self._windows = tuple(windows)
+        self._concurrency = concurrency
+        self._ahead = ahead
+        self.windows_total = len(self._windows)
+        self.windows_done = 0
+        self.records = 0
+        self.started_at: float | None = None
+        self._results: dict[int, Records] = {}
+        self._started = 0  # windows started (they start in date order)
+        self._in_flight = 0
+        self._next = 0  # the next window the reader takes
+        self._current: Records = []
+        self._position = 0
+        self._error: Exception | None = None
+        self._state = "new"  # new -> open -> done / failed -> closed
+        self._task_group: Any = None
+        self._fetching: anyio.CancelScope | None = None
+        self._arrived = anyio.Event()  # an answer or an error came in
+        self._room = anyio.Event()  # a request ended or the reader moved on
+
+    def __repr__(self) -> str:
+        return (
+            f"CallDataStream(windows_done={self.windows_done}, "
+            f"windows_total={self.windows_total}, records={self.records}, "
+            f"state={self._state!r})"
+        )
+
+    @property
+    def fraction_done(self) -> float:
+        """Windows answered, as a fraction of all (1.0 for an empty range)."""
+        if not self.windows_total:
+            return 1.0
+        return self.windows_done / self.windows_total
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds until every window is answered, at the pace so far; None before
+        the first answer (or before the block is entered)."""
+        if self.started_at is None or not self.windows_done:
+            return None
+        elapsed = (time.monotonic() if now is None else now) - self.started_at
+        left = self.windows_total - self.windows_done
+        return elapsed / self.windows_done * left
+
+    # -- the block ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise RuntimeError(
+                "a CallDataStream can be entered once: call stream_call_data() again"
+            )
+        self._state = "open"
+        self.started_at = time.monotonic()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._feed)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._state = "closed"
+        self._task_group.cancel_scope.cancel()
+        # The body's own exception is not handed to the task group: its tasks never
+        # raise, so it ends cleanly, and the body's exception (or cancellation)
+        # goes on as itself, not wrapped in an ExceptionGroup (trio would wrap it).
+        await self._task_group.__aexit__(None, None, None)
+
+    # -- the reader ---------------------------------------------------------------------
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._state in ("new", "closed"):
+            raise RuntimeError(
+                "iterate a CallDataStream inside its block: "
+                "`async with client.stream_call_data(...) as stream: "
+                "async for record in stream: ...`"
+            )
+        while True:
+            if self._position < len(self._current):
+                record = self._current[self._position]
+                self._position += 1
+                self.records += 1
+                return record
+            if self._error is not None:
+                error, self._error = self._error, None
+                self._state = "failed"
+                raise error
+            if self._state == "failed" or self._next >= self.windows_total:
+                self._current = []
+                raise StopAsyncIteration
+            records = self._results.pop(self._next, None)
+            if records is None:
+                await self._arrived.wait()
+                self._arrived = anyio.Event()
+                continue
+            self._current, self._position = records, 0
+            self._next += 1
+            self._room.set()  # one more window may start
+
+    # -- the fetchers -------------------------------------------------------------------
+
+    async def _feed(self) -> None:
+        """Start windows in date order while there is room, until all have started."""
+        with anyio.CancelScope() as self._fetching:
+            async with anyio.create_task_group() as fetchers:
+                while self._started < self.windows_total:
+                    if (
+                        self._in_flight >= self._concurrency
+                        or self._started >= self._next + self._ahead
+                    ):
+                        await self._room.wait()
+                        self._room = anyio.Event()
+                        continue
+                    self._in_flight += 1
+                    self._started += 1
+                    fetchers.start_soon(self._one, self._started - 1)
+
+    async def _one(self, index: int) -> None:
+        try:
+            records = await self._fetch(*self._windows[index])
+        except Exception as exc:  # noqa: BLE001 - handed to the reader as itself
+            if self._error is None and self._state == "open":
+                self._error = exc
+            if self._fetching is not None:
+                self._fetching.cancel()  # the rest is not worth fetching
+            self._arrived.set()
+            return
+        self._results[index] = records
+        self.windows_done += 1
+        self._in_flight -= 1
+        self._room.set()
+        self._arrived.set()
