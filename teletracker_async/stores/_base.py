@@ -248,7 +248,11 @@ class MemoryTokenStore:
             if (None if entry is None else entry.write_id) != expected:
                 return False
             self._records[key] = _Entry(
-                write_id, payload, False, fence, self._clock() - age + lifetime
+                write_id,
+                payload,
+                spent=False,
+                fence=fence,
+                expires=self._clock() - age + lifetime,
             )
             return True
 
