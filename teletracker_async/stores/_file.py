@@ -267,14 +267,17 @@ class FileTokenStore:
         path = self._path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.mkdir(0o700)
-        except FileExistsError:
-            pass
+            try:
+                path.mkdir(0o700)
+            except FileExistsError:
+                created = False
+            else:
+                created = True
         except OSError as exc:
             raise TokenStoreError(
                 f"cannot create the token store directory {path}: {exc.strerror}"
             ) from None
-        else:
+        if created:
             path.chmod(0o700)  # whatever the umask took away or left
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
