@@ -40,6 +40,9 @@ ENV_DIE_ONCE = "TELETRACKER_FLEET_DIE_ONCE"
 #: For tests only: a shorter renewal lease (seconds), so that a killed holder's
 #: lease runs out within a short test; exchange timeouts shrink with it.
 ENV_LEASE_TTL = "TELETRACKER_FLEET_LEASE_TTL"
+#: For the fleet suite's control run only: a Redis store that trusts records from
+#: any server run, to show that the instance check is what prevents a reuse.
+ENV_TRUST_ANY_INSTANCE = "TELETRACKER_FLEET_TRUST_ANY_INSTANCE"
 
 
 def make_store(spec: str, **options: Any) -> TokenStore:
@@ -208,7 +211,10 @@ def _shorten_lease(ttl: float) -> None:
 
 
 async def _work(args: argparse.Namespace, password: str) -> dict[str, Any]:
-    store = make_store(args.store)
+    options = (
+        {"_check_instance": False} if os.environ.get(ENV_TRUST_ANY_INSTANCE) else {}
+    )
+    store = make_store(args.store, **options)
     auth = TeletrackerAuth(args.username, password, base_url=args.url, store=store)
     counts: Counter[str] = Counter()
     die_once = os.environ.get(ENV_DIE_ONCE)

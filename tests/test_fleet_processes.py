@@ -22,6 +22,7 @@ from teletracker_async._cli import DEMO_PASSWORD, DEMO_USER, _served_elsewhere
 from teletracker_async._fleet_demo import (
     ENV_DIE_ONCE,
     ENV_LEASE_TTL,
+    ENV_TRUST_ANY_INSTANCE,
     FleetRun,
     run_fleet,
 )
@@ -189,7 +190,7 @@ def test_redis_restarted_from_a_stale_snapshot(
         redis.kill()
         redis.start()  # from dump.rdb
 
-    env = {} if guard else {"TELETRACKER_FLEET_TRUST_ANY_INSTANCE": "1"}
+    env = {} if guard else {ENV_TRUST_ANY_INSTANCE: "1"}
     run = fleet(served, redis.url, env=env, during=fault)
     if guard:
         assert_safe(run)

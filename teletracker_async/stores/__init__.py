@@ -19,9 +19,13 @@ from teletracker_async.stores._base import (
     new_write_id,
     store_key,
 )
+from teletracker_async.stores._file import FileTokenStore
+from teletracker_async.stores._redis import RedisTokenStore
 
 __all__ = [
+    "FileTokenStore",
     "MemoryTokenStore",
+    "RedisTokenStore",
     "StoreStats",
     "StoredRecord",
     "TokenStore",

@@ -1,0 +1,584 @@
+"""``FileTokenStore``: one session shared by many processes on one host.
+
+A directory (mode 0700, owned by the user) holds, per key:
+
+- ``<key>.json``: the record. Every write goes to a fresh 0600 temp file in the same
+  directory, is fsynced, renamed over the record (``os.replace``: atomic) and the
+  directory is fsynced, so a reader sees the old record or the new one, never a mix.
+- ``<key>.lease``: the renewal lease, an ``flock`` held by the open file of its
+  holder. The file is never unlinked (unlinking a locked file would let a second
+  process lock a new file of the same name). The kernel frees the lock when its
+  holder's process dies, even by ``kill -9``; a live holder keeps it until it
+  releases it: this lease has no time limit of its own.
+- ``<key>.lock``: a short ``flock`` taken around every read-modify-write
+  (``spend``, ``commit``, and the fence increment of ``acquire``).
+- ``<key>.fence``: the fence counter.
+
+Trust: a record carries the host's boot id, and its expiry is on
+``time.monotonic()`` (on Linux, ``CLOCK_MONOTONIC``: system-wide, since boot). A
+record written before the last reboot is untrusted: never spent, never adopted.
+Processes sharing a directory must share the host's clock (no containers with their
+own time namespace).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import json
+import math
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from teletracker_async.stores._base import (
+    StoredRecord,
+    TokenStoreError,
+    _check_times,
+    _check_ttl,
+)
+from teletracker_async.stores._util import (
+    Failed,
+    Opaque,
+    T,
+    check_expected,
+    check_fence,
+    check_key,
+    check_name,
+    check_payload,
+    in_thread,
+)
+
+if sys.platform != "win32":  # pragma: no branch - the tests run on POSIX
+    import fcntl
+
+__all__ = [
+    "BOOT_ID_PATH",
+    "FILE_LOCK_POLL",
+    "FILE_LOCK_TIMEOUT",
+    "FileTokenStore",
+]
+
+#: How long an operation waits for another process's short mutation lock before it
+#: gives up with a TokenStoreError (a frozen or stuck process must not hang the fleet).
+FILE_LOCK_TIMEOUT = 10.0
+#: The first pause between two tries of that lock (doubling up to 50 ms).
+FILE_LOCK_POLL = 0.001
+#: Where Linux keeps the id of the current boot.
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+
+_RECORD_VERSION = 1
+_MAX_POLL = 0.05
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_LOCK_FLAGS = (
+    os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+_TEMP_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def boot_id(
+    path: str = BOOT_ID_PATH, sysctl: Callable[[], str | None] | None = None
+) -> str | None:
+    """This boot's identity: Linux's boot id, else the BSD/macOS boot time, else None."""
+    try:
+        text = Path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if text:
+        return text
+    stamp = (sysctl or _sysctl_boottime)()
+    return f"boottime:{stamp}" if stamp else None
+
+
+def _sysctl_boottime() -> str | None:
+    try:
+        done = subprocess.run(
+            ["sysctl", "-n", "kern.boottime"],  # noqa: S607 - a system tool, on PATH
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+@attrs.frozen
+class _Record:
+    write_id: str
+    payload: bytes
+    spent: bool
+    fence: int
+    boot_id: str
+    expires: float  # time.monotonic() of boot *boot_id*
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "v": _RECORD_VERSION,
+                "write_id": self.write_id,
+                "payload": base64.b64encode(self.payload).decode("ascii"),
+                "spent": self.spent,
+                "fence": self.fence,
+                "boot_id": self.boot_id,
+                "expires": self.expires,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+def _decode(raw: bytes) -> _Record | None:
+    """The record in *raw*, or None when it is not one (never raises: the caller
+    raises without *raw* in any frame or chained exception)."""
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("v") != _RECORD_VERSION:
+            return None
+        fields: dict[str, Any] = data
+        write_id, payload = fields["write_id"], fields["payload"]
+        spent, fence = fields["spent"], fields["fence"]
+        boot, expires = fields["boot_id"], fields["expires"]
+        if not (
+            isinstance(write_id, str)
+            and write_id
+            and isinstance(payload, str)
+            and isinstance(spent, bool)
+            and isinstance(fence, int)
+            and not isinstance(fence, bool)
+            and isinstance(boot, str)
+            and isinstance(expires, (int, float))
+            and not isinstance(expires, bool)
+            and math.isfinite(expires)
+        ):
+            return None
+        return _Record(
+            write_id,
+            base64.b64decode(payload, validate=True),
+            spent,
+            fence,
+            boot,
+            float(expires),
+        )
+    except Exception:  # noqa: BLE001 - any way of being unreadable is the same answer
+        return None
+
+
+@attrs.define
+class _Lease:
+    holder: str
+    fd: int
+    fence: int
+
+
+# Leases held by this process, by (directory device, inode, key): a holder asking
+# again gets its fence back, another holder (another auth, even in this process) is
+# refused, whichever FileTokenStore instance on the same directory it goes through.
+_LEASES: dict[tuple[int, int, str], _Lease] = {}
+_LEASES_LOCK = threading.Lock()
+# Threads of this process take a key's mutation lock one at a time (flock alone
+# would make them spin against each other).
+_MUTEXES: dict[tuple[int, int, str], threading.Lock] = {}
+_MUTEXES_LOCK = threading.Lock()
+
+
+def _forget_leases_in_child() -> None:
+    # A forked child shares its parent's flocks: closing its copies leaves the
+    # parent's lease held (never LOCK_UN here: that would drop the parent's lock).
+    global _LEASES_LOCK, _MUTEXES_LOCK  # noqa: PLW0603 - the parent's may be held
+    for lease in _LEASES.values():
+        with contextlib.suppress(OSError):
+            os.close(lease.fd)
+    _LEASES.clear()
+    _MUTEXES.clear()
+    _LEASES_LOCK = threading.Lock()
+    _MUTEXES_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_forget_leases_in_child)
+
+
+class FileTokenStore:
+    """A token store in a directory, for many processes on one host.
+
+    Args:
+        path: The directory. Created with mode 0700 when missing; an existing one
+            must be a real directory (not a symbolic link) owned by the current user
+            and closed to group and others.
+
+    Raises:
+        TokenStoreError: The directory is unsafe (what is wrong is in the message),
+            cannot be created, or this host's boot cannot be identified; or the
+            platform has no ``flock`` (Windows).
+
+    The lease is an ``flock``: it has no time limit (``acquire``'s *ttl* is checked,
+    not used). The kernel frees it when the holder releases it or its process dies,
+    ``kill -9`` included; a live process keeps it, even a paused one (which is why
+    commits are fenced). An unreadable record file is an error
+    (:class:`TokenStoreError` naming the file), never silently replaced: our own
+    writes are atomic, so such a file was put there by something else. Delete it to
+    let the fleet start over.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or a path, not {type(path).__name__}")
+        self._path = Path(os.fsdecode(path)).absolute()
+        if sys.platform == "win32":  # pragma: no cover - the tests run on POSIX
+            raise TokenStoreError("FileTokenStore needs flock (POSIX); use Redis")
+        identity = boot_id()
+        if identity is None:  # pragma: no cover - Linux, BSD and macOS all have one
+            raise TokenStoreError(
+                "FileTokenStore cannot tell this host's boot apart from the last one "
+                "(no /proc boot id, no kern.boottime): use RedisTokenStore"
+            )
+        self._boot_id = identity
+        self._dir_fd = self._open_directory()
+        info = os.fstat(self._dir_fd)
+        self._dev, self._ino = info.st_dev, info.st_ino
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"FileTokenStore({str(self._path)!r})"
+
+    @property
+    def path(self) -> Path:
+        """The directory."""
+        return self._path
+
+    def _open_directory(self) -> int:
+        path = self._path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(0o700)
+            except FileExistsError:
+                created = False
+            else:
+                created = True
+        except OSError as exc:
+            raise TokenStoreError(
+                f"cannot create the token store directory {path}: {exc.strerror}"
+            ) from None
+        if created:
+            path.chmod(0o700)  # whatever the umask took away or left
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                kind = "a symbolic link" if path.is_symlink() else "not a directory"
+                raise TokenStoreError(
+                    f"the token store path {path} is {kind}: refused"
+                ) from None
+            raise TokenStoreError(
+                f"cannot open the token store directory {path}: {exc.strerror}"
+            ) from None
+        info = os.fstat(fd)
+        problem = _ownership_problem(info)
+        if problem:
+            os.close(fd)
+            raise TokenStoreError(
+                f"the token store directory {path} {problem}: refused (it must be "
+                "yours and mode 0700)"
+            )
+        return fd
+
+    # -- the protocol ------------------------------------------------------------------
+
+    async def load(self, key: str) -> StoredRecord | None:
+        check_key(key)
+        return await in_thread(lambda: self._guard(self._load, key))
+
+    async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
+        check_key(key)
+        check_name("holder", holder)
+        _check_ttl(ttl)
+        return await in_thread(lambda: self._guard(self._acquire, key, holder))
+
+    async def release(self, key: str, holder: str) -> bool:
+        check_key(key)
+        check_name("holder", holder)
+        return await in_thread(lambda: self._guard(self._release, key, holder))
+
+    async def spend(self, key: str, write_id: str) -> bool:
+        check_key(key)
+        check_name("write_id", write_id)
+        return await in_thread(lambda: self._guard(self._spend, key, write_id))
+
+    async def commit(
+        self,
+        key: str,
+        payload: bytes,
+        *,
+        write_id: str,
+        expected: str | None,
+        fence: int,
+        lifetime: float,
+        age: float,
+    ) -> bool:
+        check_payload(payload)
+        box = Opaque(payload)
+        del payload  # error reporters show frame locals: keep the box only
+        check_key(key)
+        check_name("write_id", write_id)
+        check_expected(expected)
+        check_fence(fence)
+        _check_times(lifetime, age)
+        return await in_thread(
+            lambda: self._guard(
+                self._commit, key, box, write_id, expected, fence, lifetime, age
+            )
+        )
+
+    async def aclose(self) -> None:
+        """Close the directory handle; leases still held stay held until released."""
+        if not self._closed:
+            self._closed = True
+            os.close(self._dir_fd)
+
+    # -- in a worker thread ------------------------------------------------------------
+
+    def _guard(self, function: Callable[..., T], *args: Any) -> T | Failed:
+        if self._closed:
+            return Failed(f"{self!r} is closed")
+        try:
+            return function(*args)
+        except TokenStoreError as exc:
+            return Failed(str(exc))
+        except OSError as exc:
+            where = self._path / exc.filename if exc.filename else self._path
+            reason = exc.strerror or type(exc).__name__
+            return Failed(f"file token store: {where}: {reason}")
+
+    def _load(self, key: str) -> StoredRecord | None:
+        record = self._read_record(key)
+        if record is None:
+            return None
+        trusted = record.boot_id == self._boot_id
+        return StoredRecord(
+            write_id=record.write_id,
+            payload=record.payload,
+            spent=record.spent,
+            trusted=trusted,
+            fence=record.fence,
+            # Another boot's monotonic clock means nothing here: call it expired.
+            remaining=record.expires - time.monotonic() if trusted else 0.0,
+        )
+
+    def _acquire(self, key: str, holder: str) -> int | None:
+        ident = (self._dev, self._ino, key)
+        with _LEASES_LOCK:
+            held = _LEASES.get(ident)
+            if held is not None:
+                return held.fence if held.holder == holder else None
+            fd = self._open(f"{key}.lease", _LOCK_FLAGS)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    return None
+                with self._mutation(key):
+                    fence = self._read_fence(key) + 1
+                    self._write(f"{key}.fence", str(fence).encode())
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.close(fd)  # frees the flock: no lease without its fence
+                raise
+            _LEASES[ident] = _Lease(holder, fd, fence)
+            return fence
+
+    def _release(self, key: str, holder: str) -> bool:
+        with _LEASES_LOCK:
+            held = _LEASES.get((self._dev, self._ino, key))
+            if held is None or held.holder != holder:
+                return False
+            del _LEASES[self._dev, self._ino, key]
+            os.close(held.fd)  # the only handle on it: the flock goes with it
+            return True
+
+    def _spend(self, key: str, write_id: str) -> bool:
+        with self._mutation(key):
+            record = self._read_record(key)
+            if (
+                record is None
+                or record.write_id != write_id
+                or record.spent
+                or record.boot_id != self._boot_id
+            ):
+                return False
+            self._write(f"{key}.json", attrs.evolve(record, spent=True).encode())
+            return True
+
+    def _commit(  # noqa: PLR0917 - the protocol's arguments, passed through
+        self,
+        key: str,
+        box: Opaque,
+        write_id: str,
+        expected: str | None,
+        fence: int,
+        lifetime: float,
+        age: float,
+    ) -> bool:
+        with self._mutation(key):
+            if fence < self._read_fence(key):
+                return False
+            record = self._read_record(key)
+            if (None if record is None else record.write_id) != expected:
+                return False
+            expires = time.monotonic() - age + lifetime
+            new = _Record(
+                write_id,
+                box.data,
+                spent=False,
+                fence=fence,
+                boot_id=self._boot_id,
+                expires=expires,
+            )
+            self._write(f"{key}.json", new.encode())
+            return True
+
+    # -- files -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _mutation(self, key: str) -> Iterator[None]:
+        ident = (self._dev, self._ino, key)
+        deadline = time.monotonic() + FILE_LOCK_TIMEOUT
+        with _MUTEXES_LOCK:
+            mutex = _MUTEXES.setdefault(ident, threading.Lock())
+        if not mutex.acquire(timeout=FILE_LOCK_TIMEOUT):
+            raise TokenStoreError(self._stuck(key))
+        try:
+            fd = self._open(f"{key}.lock", _LOCK_FLAGS)
+            try:
+                pause = FILE_LOCK_POLL
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise TokenStoreError(self._stuck(key)) from None
+                        time.sleep(pause)
+                        pause = min(pause * 2, _MAX_POLL)
+                yield  # the lock goes with the file's last close
+            finally:
+                os.close(fd)
+        finally:
+            mutex.release()
+
+    def _stuck(self, key: str) -> str:
+        return (
+            f"file token store: {self._path / (key + '.lock')} stayed locked for "
+            f"{FILE_LOCK_TIMEOUT:g} s (a stuck or frozen process holds it)"
+        )
+
+    def _open(self, name: str, flags: int) -> int:
+        try:
+            fd = os.open(name, flags, 0o600, dir_fd=self._dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise TokenStoreError(
+                    f"file token store: {self._path / name} is a symbolic link: refused"
+                ) from None
+            raise
+        try:
+            info = os.fstat(fd)
+            problem = (
+                "is not a regular file"
+                if not stat.S_ISREG(info.st_mode)
+                else _ownership_problem(info)
+            )
+        except BaseException:
+            os.close(fd)
+            raise
+        if problem:
+            os.close(fd)
+            raise TokenStoreError(
+                f"file token store: {self._path / name} {problem}: refused (it must "
+                "be yours and mode 0600)"
+            )
+        return fd
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            fd = self._open(name, _READ_FLAGS)
+        except FileNotFoundError:
+            return None
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def _read_record(self, key: str) -> _Record | None:
+        raw = self._read(f"{key}.json")
+        if raw is None:
+            return None
+        record = _decode(raw)
+        del raw  # it may hold tokens: not in the raising frame's locals
+        if record is None:
+            raise TokenStoreError(
+                f"file token store: {self._path / (key + '.json')} is not a readable "
+                "token record (not written by this version?): delete it to start over"
+            )
+        return record
+
+    def _read_fence(self, key: str) -> int:
+        raw = self._read(f"{key}.fence")
+        if raw is None:
+            return 0
+        text = raw.decode("ascii", "replace")
+        if not text.isdigit():
+            raise TokenStoreError(
+                f"file token store: {self._path / (key + '.fence')} is not a fence "
+                "counter: delete it to start over"
+            )
+        return int(text)
+
+    def _write(self, name: str, data: bytes) -> None:
+        temp = f".{name}.{uuid.uuid4().hex}.tmp"
+        fd = os.open(temp, _TEMP_FLAGS, 0o600, dir_fd=self._dir_fd)
+        try:
+            try:
+                os.fchmod(fd, 0o600)  # whatever the umask left
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=self._dir_fd)
+            raise
+        os.fsync(self._dir_fd)  # the rename itself survives a crash
+
+
+def _ownership_problem(info: os.stat_result) -> str:
+    if info.st_uid != os.geteuid():
+        return f"belongs to uid {info.st_uid}, not to this user ({os.geteuid()})"
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        return f"is open to group or others (mode {stat.S_IMODE(info.st_mode):04o})"
+    return ""
