@@ -207,7 +207,7 @@ def _shorten_lease(ttl: float) -> None:
     """Tests only: a renewal lease of *ttl* seconds (a killed holder's runs out
     within a short test), and the bounded wait for a stuck one with it."""
     FleetLink.lease_ttl = ttl
-    FleetLink.wait_limit = ttl + 2.0
+    FleetLink.wait_limit = ttl + 5.0
 
 
 async def _work(args: argparse.Namespace, password: str) -> dict[str, Any]:
