@@ -21,6 +21,7 @@ from teletracker_async._exceptions import (
     ResponseFormatError,
     ServerError,
     TeletrackerError,
+    TokenStoreError,
 )
 from teletracker_async._models import AuthSession
 from teletracker_async._schemes import IntegratorAuth, TeletrackerBasicAuth
@@ -48,6 +49,7 @@ __all__ = [
     "TeletrackerBasicAuth",
     "TeletrackerClient",
     "TeletrackerError",
+    "TokenStoreError",
 ]
 
 

@@ -8,6 +8,7 @@ Every exception the SDK raises on purpose derives from one root::
     ├── AccountMismatchError       a bearer session asked to act on another account
     │                              (also a ValueError); nothing was sent
     ├── ResponseFormatError        an answer the SDK cannot read
+    ├── TokenStoreError            a token store (``stores``) unreachable or unreadable
     ├── APIConnectionError         the request did not get an answer (transport failure)
     │   └── APITimeoutError        ... because a timeout ran out
     └── APIError                   the server answered with an error
@@ -43,6 +44,7 @@ __all__ = [
     "ResponseFormatError",
     "ServerError",
     "TeletrackerError",
+    "TokenStoreError",
     "detached",
 ]
 
@@ -243,3 +245,12 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """5xx: the server failed. Usually worth trying again later."""
+
+
+class TokenStoreError(TeletrackerError):
+    """A token store could not be reached or answered something unreadable.
+
+    The auth survives it: it keeps the valid token and, past the hard deadline,
+    logs in privately (unless built with ``store_errors="raise"``). Messages name
+    the store, never a password of its URL nor a token it holds.
+    """

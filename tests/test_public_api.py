@@ -184,3 +184,19 @@ def test_error_context_without_a_request() -> None:
     assert error.response.status_code == 502
     assert error.response.headers["set-cookie"] == "<redacted>"
     assert error.response.headers["x-id"] == "7"
+
+
+def test_stores_all_lists_exactly_its_public_names() -> None:
+    """teletracker_async.stores exports the protocol, the three stores and their
+    helpers, and its error is the package's own TokenStoreError."""
+    from teletracker_async import stores  # noqa: PLC0415
+
+    public = {
+        name
+        for name, value in vars(stores).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert set(stores.__all__) == public
+    assert {"FileTokenStore", "MemoryTokenStore", "RedisTokenStore"} <= public
+    assert stores.TokenStoreError is teletracker_async.TokenStoreError
+    assert issubclass(stores.TokenStoreError, TeletrackerError)

@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from teletracker_async._exceptions import TeletrackerError
+from teletracker_async._exceptions import TokenStoreError
 
 __all__ = [
     "MemoryTokenStore",
@@ -44,14 +44,6 @@ __all__ = [
     "new_write_id",
     "store_key",
 ]
-
-
-class TokenStoreError(TeletrackerError):
-    """A token store could not be reached or answered something unreadable.
-
-    The auth survives it: it keeps the valid token and, past the hard deadline,
-    logs in privately (unless built with ``store_errors="raise"``).
-    """
 
 
 def store_key(base_url: str, username: str, account_id: int | None) -> str:
