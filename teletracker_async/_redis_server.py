@@ -45,7 +45,9 @@ class RedisServer:
             by default, removed by :meth:`close`.
     """
 
-    def __init__(self, binary: str | None = None, directory: str | None = None) -> None:
+    def __init__(
+        self, binary: str | None = None, directory: str | os.PathLike[str] | None = None
+    ) -> None:
         found = binary or find_redis_server()
         if found is None:
             raise FileNotFoundError(
@@ -57,6 +59,7 @@ class RedisServer:
         self.directory = Path(
             directory or tempfile.mkdtemp(prefix="teletracker-redis-")
         )
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         self.socket = self.directory / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
@@ -72,11 +75,19 @@ class RedisServer:
     def __repr__(self) -> str:
         return f"RedisServer(url={self.url!r}, pid={self.pid})"
 
-    def start(self, *, timeout: float = 10.0) -> None:
-        """Start it (from ``dump.rdb`` in its directory, if one was saved)."""
+    @property
+    def dump(self) -> Path:
+        return self.directory / "dump.rdb"
+
+    def start(self, snapshot: Path | None = None, *, timeout: float = 10.0) -> None:
+        """Start it: empty, or with the data of *snapshot* (an RDB file that
+        :meth:`snapshot` wrote)."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError(f"{self!r} is running already")
         self.socket.unlink(missing_ok=True)
+        self.dump.unlink(missing_ok=True)
+        if snapshot is not None:
+            shutil.copyfile(snapshot, self.dump)
         command = [
             self.binary,
             "--port", "0",
@@ -123,13 +134,12 @@ class RedisServer:
         except OSError:
             return None
 
-    def save(self) -> None:
-        """Write a snapshot (``dump.rdb``) now: a later :meth:`start` loads it."""
+    def snapshot(self, to: Path) -> Path:
+        """Save the data now (``SAVE``) and copy the RDB file to *to*."""
         if self.command("SAVE", timeout=10.0) != b"+OK\r\n":
             raise RuntimeError(f"{self!r} could not SAVE")
-
-    def forget_snapshot(self) -> None:
-        (self.directory / "dump.rdb").unlink(missing_ok=True)
+        shutil.copyfile(self.dump, to)
+        return to
 
     def kill(self) -> None:
         """``kill -9`` it (no chance to save anything) and reap it."""
@@ -162,6 +172,10 @@ class RedisServer:
         self.stop()
         if self._owned:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+    def signal(self, signum: int) -> None:
+        """Send *signum* to it, if it runs."""
+        self._signal(signum)
 
     def _signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:

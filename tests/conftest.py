@@ -5,12 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import shutil
-import signal
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +14,8 @@ import httpx
 import pytest
 
 from teletracker_async import TeletrackerAuth
+from teletracker_async._redis_server import RedisServer as _RedisServer
+from teletracker_async._redis_server import find_redis_server
 from teletracker_async.testing import FakeClock, FakeTeletracker
 
 USERNAME = "ada"
@@ -117,11 +114,7 @@ async def env(
 
 def redis_binary() -> str | None:
     """$TELETRACKER_TEST_REDIS_SERVER, else redis-server or valkey-server on PATH."""
-    return (
-        os.environ.get("TELETRACKER_TEST_REDIS_SERVER")
-        or shutil.which("redis-server")
-        or shutil.which("valkey-server")
-    )
+    return find_redis_server()
 
 
 def need_redis_binary() -> str:
@@ -138,95 +131,11 @@ def need_redis_binary() -> str:
     return binary
 
 
-@attrs.define
-class RedisServer:
-    """One private redis-server on a unix socket in its own directory."""
-
-    binary: str
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def socket(self) -> Path:
-        return self.directory / "redis.sock"
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    @property
-    def dump(self) -> Path:
-        return self.directory / "dump.rdb"
-
-    def start(self, snapshot: Path | None = None) -> None:
-        """Start it: empty, or with the data of *snapshot* (an RDB file)."""
-        assert self.process is None or self.process.poll() is not None
-        self.socket.unlink(missing_ok=True)
-        self.dump.unlink(missing_ok=True)
-        if snapshot is not None:
-            shutil.copyfile(snapshot, self.dump)
-        self.process = subprocess.Popen(  # noqa: S603 - our own test server
-            [
-                self.binary,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket),
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-                "--dbfilename",
-                self.dump.name,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # a server holding a captured pipe hangs pytest
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(400):
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.binary} exited with {self.process.returncode}"
-                )
-            try:
-                with redis_lib().Redis(unix_socket_path=str(self.socket)) as client:
-                    client.ping()
-            except redis_lib().RedisError:
-                time.sleep(0.025)
-            else:
-                return
-        self.stop()
-        raise RuntimeError(f"{self.binary} did not answer on {self.socket}")
+class RedisServer(_RedisServer):
+    """The package's private server, with a redis-py client for the tests."""
 
     def client(self) -> Any:
         return redis_lib().Redis(unix_socket_path=str(self.socket))
-
-    def snapshot(self, to: Path) -> Path:
-        """Save the data now (SAVE) and copy the RDB file to *to*."""
-        with self.client() as client:
-            client.save()
-        shutil.copyfile(self.dump, to)
-        return to
-
-    def signal(self, number: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, number)
-
-    def kill(self) -> None:
-        """kill -9: no shutdown, no save."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait()
 
 
 def redis_lib() -> Any:
@@ -241,7 +150,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     try:
         yield server
     finally:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture
@@ -262,4 +171,4 @@ def redis_factory(
         yield make
     finally:
         for server in servers:
-            server.stop()
+            server.close()

@@ -9,7 +9,6 @@ Sized for CI: 6 workers x 10 coroutines, tokens living 4 s, ~10 s per scenario.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,21 +25,14 @@ from teletracker_async._fleet_demo import (
     FleetRun,
     run_fleet,
 )
-from teletracker_async._redis_server import RedisServer, find_redis_server
+from teletracker_async._redis_server import RedisServer
+
+from .conftest import need_redis_binary
 
 LIFETIME = 4.0
 SECONDS = 10.0
 WORKERS = 6
 LEASE = "2"  # seconds: a killed holder's Redis lease runs out within the scenario
-
-
-def _redis_binary() -> str:
-    found = find_redis_server()
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must test against a real redis-server: none was found")
-        pytest.skip("no redis-server or valkey-server on this machine")
-    return found
 
 
 @pytest.fixture
@@ -50,9 +42,9 @@ def served() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis() -> Iterator[RedisServer]:
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A private server: the fault tests kill, restart and freeze it."""
-    with RedisServer(_redis_binary()) as server:
+    with RedisServer(need_redis_binary(), str(tmp_path / "redis")) as server:
         yield server
 
 
@@ -177,7 +169,7 @@ def test_redis_killed_and_restarted_empty(served: str, redis: RedisServer) -> No
 
 @pytest.mark.parametrize("guard", [True, False], ids=["guard", "control"])
 def test_redis_restarted_from_a_stale_snapshot(
-    guard: bool, served: str, redis: RedisServer
+    guard: bool, served: str, redis: RedisServer, tmp_path: Path
 ) -> None:
     """Redis comes back from a snapshot whose record's refresh token was used since.
     The record is from another server run: treated as spent, so a login. The
@@ -187,11 +179,11 @@ def test_redis_restarted_from_a_stale_snapshot(
     def fault() -> None:
         start = server_stats(served)["refreshes"]
         wait_for(lambda: server_stats(served)["refreshes"] > start)
-        redis.save()  # the record just published, unspent
+        snapshot = redis.snapshot(tmp_path / "stale.rdb")  # just published, unspent
         saved = server_stats(served)["refreshes"]
         wait_for(lambda: server_stats(served)["refreshes"] > saved)  # spent since
         redis.kill()
-        redis.start()  # from dump.rdb
+        redis.start(snapshot)
 
     env = {} if guard else {ENV_TRUST_ANY_INSTANCE: "1"}
     run = fleet(served, redis.url, env=env, during=fault)
