@@ -179,6 +179,7 @@ def test_redis_restarted_from_a_stale_snapshot(
     def fault() -> None:
         start = server_stats(served)["refreshes"]
         wait_for(lambda: server_stats(served)["refreshes"] > start)
+        time.sleep(0.3)  # the refresher commits just after the server answered
         snapshot = redis.snapshot(tmp_path / "stale.rdb")  # just published, unspent
         saved = server_stats(served)["refreshes"]
         wait_for(lambda: server_stats(served)["refreshes"] > saved)  # spent since
