@@ -29,6 +29,8 @@ from teletracker_async._redis_server import RedisServer
 
 from .conftest import need_redis_binary
 
+pytestmark = pytest.mark.fleet
+
 LIFETIME = 4.0
 SECONDS = 10.0
 WORKERS = 6
