@@ -146,3 +146,41 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def workload(
+    requests: int = 5000, rounds: int = 9, seconds: float = 12.0
+) -> dict[str, Any]:
+    """The harness's entry: per-request cost with a store, then the fleet runs."""
+    cost = await per_request_with_store(requests, rounds)
+    runs = await anyio.to_thread.run_sync(lambda: fleet(seconds=seconds))
+    return {"per_request": cost, **runs}
+
+
+def render(figures: dict[str, Any]) -> list[str]:
+    """Markdown lines for the fleet workload."""
+    cost = figures["per_request"]
+    lines = [
+        "| measure | value | target |",
+        "|---|---:|---:|",
+        f"| per-request cost with a store / without (100 coroutines) | {cost['ratio']:.3f} | ≤ 1.02 |",
+        f"| store calls during the measured requests | {cost['store_calls_during']:.0f} | 0 |",
+    ]  # fmt: skip
+    for store in ("file", "redis"):
+        run = figures.get(store)
+        killed = figures.get(f"{store}_killed")
+        if run is None or killed is None:
+            lines.append(f"| {store} store | not measured (no server) | |")
+            continue
+        lines += [
+            f"| {store}: 6 processes x 10 coroutines, {run['lifetimes']:.1f} token lifetimes: logins / refreshes / reuse / failed | {run['logins']} / {run['refreshes']} / {run['reuse']} / {run['failed']} | 1 / ≈ 1 per (lifetime - margin) / 0 / 0 |",
+            f"| {store}: store calls per process per lifetime | {run['calls_per_process_per_lifetime']:.1f} | |",
+            f"| {store}: refresher killed after the rotation: logins / reuse / failed | {killed['logins']} / {killed['reuse']} / {killed['failed']} | 2 / 0 / 0 |",
+            f"| {store}: longest request wait after the kill | {killed['max_wait_s']:.1f} s | |",
+        ]  # fmt: skip
+    lines.append("")
+    lines.append(
+        f"Lease TTL {figures['lease_ttl']:g} s; tokens live 4 s. A killed holder's "
+        "flock is freed by the kernel at once; a Redis lease runs out after its TTL."
+    )
+    return lines
