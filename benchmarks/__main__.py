@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import bench_stream, suite
+from benchmarks import bench_fleet, bench_stream, suite
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -39,6 +39,7 @@ FULL: dict[str, dict[str, Any]] = {
     "peers": {"coroutines": 1000, "cost_requests": 300, "lifetime": 6.0},
     "memory": {"requests": 100_000, "refreshes": 100},
     "stream": {},
+    "fleet": {},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "per_request": {"requests": 500, "rounds": 3},
@@ -51,6 +52,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "peers": {"coroutines": 200, "cost_requests": 100, "lifetime": 6.0},
     "memory": {"requests": 10_000, "refreshes": 10},
     "stream": {"rounds": 1},
+    "fleet": {"requests": 500, "rounds": 2, "seconds": 5.0},
 }
 
 
@@ -135,6 +137,7 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
         "",
         *_storm_rows(results.get("contended_storms", [])),
         *bench_stream.rows(results.get("stream")),
+        *_fleet_rows(results.get("fleet")),
         "Peers (4.), each against the fake's OAuth2-shaped `/oauth/token`, same loopback server:",
         "",
         "| client | cost vs static header | expiry storm: refreshes / logins / failed | early window: refreshes / stall ms | refresh-token reuse | tokens refreshed twice |",
@@ -150,6 +153,18 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fleet_rows(figures: dict[str, Any] | None) -> list[str]:
+    """The fleet workload (7.): a token store shared by processes."""
+    if figures is None:
+        return []
+    return [
+        "Fleet (7.), processes sharing one session through a token store:",
+        "",
+        *bench_fleet.render(figures),
+        "",
+    ]
+
+
 async def _run(sizes: dict[str, dict[str, Any]], progress: Progress) -> dict[str, Any]:
     workloads: dict[str, Callable[..., Awaitable[Any]]] = {
         "per_request": suite.per_request,
@@ -162,6 +177,7 @@ async def _run(sizes: dict[str, dict[str, Any]], progress: Progress) -> dict[str
         "peers": suite.peers,
         "memory": suite.memory,
         "stream": bench_stream.measure,
+        "fleet": bench_fleet.workload,
     }
     task = progress.add_task("benchmarks", total=len(workloads))
     results: dict[str, Any] = {}

@@ -114,3 +114,16 @@ def test_loopback_and_peers_run_at_tiny_size() -> None:
         not in table.split("Peers")[0].replace(str(round(lo["rps_ratio"], 3)), "")
         or lo["rps_ratio"] < 0.97
     )
+
+
+@pytest.mark.anyio
+async def test_fleet_cost_workload_runs_at_tiny_size() -> None:
+    """The fleet workload's per-request part runs, touches no store per request, and
+    renders (the fleet runs themselves are covered by the fleet suite)."""
+    from benchmarks import bench_fleet  # noqa: PLC0415
+
+    cost = await bench_fleet.per_request_with_store(requests=50, rounds=1)
+    assert cost["ratio"] > 0
+    assert cost["store_calls_during"] == 0
+    lines = bench_fleet.render({"per_request": cost, "lease_ttl": 30.0})
+    assert any("not measured" in line for line in lines)
