@@ -150,6 +150,7 @@ def run_fleet(
     """
     command = [sys.executable, "-m", "teletracker_async._fleet_demo"]
     child_env = {**os.environ, **(env or {}), ENV_PASSWORD: password}
+    before = _server_stats(url)  # the fake may have served earlier runs
     started = time.monotonic()
 
     def argv(index: int) -> list[str]:
@@ -196,8 +197,18 @@ def run_fleet(
                 process.kill()
                 process.communicate()
     elapsed = time.monotonic() - started
-    server = httpx.get(f"{url}/_fake/stats", timeout=10).json()["data"]
+    after = _server_stats(url)
+    # This run's counts; peaks (max_*) are the server's, since it started.
+    server = {
+        name: value if name.startswith("max_") else value - before.get(name, 0)
+        for name, value in after.items()
+    }
     return FleetRun(reports, killed, server, elapsed, lifetime)
+
+
+def _server_stats(url: str) -> dict[str, int]:
+    data: dict[str, int] = httpx.get(f"{url}/_fake/stats", timeout=10).json()["data"]
+    return data
 
 
 # -- the worker -------------------------------------------------------------------------
