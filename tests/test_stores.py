@@ -806,3 +806,47 @@ async def test_redis_asyncio_client_errors_are_store_errors(anyio_backend: str) 
         await store.load(KEY)
     assert keeps_secrets(info.value)
     await (client.aclose() if hasattr(client, "aclose") else client.close())
+
+
+#: The README's ACL recipe, word for word (Redis >= 7.2 also wants +client|setinfo).
+README_ACL = (
+    "on >{password} resetkeys ~{prefix}:* resetchannels -@all +evalsha +eval "
+    "+script|load +get +set +del +incr +pexpire +hget +hmget +hset +time +info +ping"
+)
+
+
+async def test_the_readme_acl_recipe_is_enough_and_confines_the_user(
+    redis_server: RedisServer,
+) -> None:
+    """A user limited by the README's ACL runs every store operation under its
+    prefix, and is refused any other prefix."""
+    name, password, prefix = f"tt{uuid.uuid4().hex[:8]}", "acl-pw-Xy9", "ttacl"
+    key = uuid.uuid4().hex
+    rules = README_ACL.format(password=password, prefix=prefix).split()
+    with redis_server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", name, *rules)
+    url = f"unix://{name}:{password}@{redis_server.socket}"
+    store = RedisTokenStore(url, prefix=prefix)
+    other = RedisTokenStore(url, prefix="elsewhere")
+    try:
+        assert await store.load(key) is None
+        fence = await store.acquire(key, "holder", 5.0)
+        assert fence is not None
+        write_id = new_write_id()
+        assert await store.commit(
+            key,
+            b"{}",
+            write_id=write_id,
+            expected=None,
+            fence=fence,
+            lifetime=60,
+            age=0,
+        )
+        assert await store.spend(key, write_id)
+        assert await store.release(key, "holder")
+        with pytest.raises(TokenStoreError, match="permission"):
+            await other.load(key)
+        assert password not in repr(store)
+    finally:
+        await store.aclose()
+        await other.aclose()
