@@ -206,9 +206,19 @@ def run_fleet(
     return FleetRun(reports, killed, server, elapsed, lifetime)
 
 
-def _server_stats(url: str) -> dict[str, int]:
-    data: dict[str, int] = httpx.get(f"{url}/_fake/stats", timeout=10).json()["data"]
-    return data
+def _server_stats(url: str, *, patience: float = 10.0) -> dict[str, int]:
+    """The served fake's counters; it may still be starting to listen."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            answer = httpx.get(f"{url}/_fake/stats", timeout=10)
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        data: dict[str, int] = answer.json()["data"]
+        return data
 
 
 # -- the worker -------------------------------------------------------------------------
