@@ -227,6 +227,10 @@ class FleetLink:
             return self._core.settle(exchange, answer, expires_at=expires_at)
         write_id = new_write_id()
         payload = _encode(content, exchange.account_id)
+        # Until the store says "refused", the commit may have landed (a lost reply):
+        # the session then counts as published, so its refresh token is only ever
+        # sent after a spend, never as a private refresh.
+        unknown: str | None = write_id
         try:
             written = await self._call(
                 self.store.commit(
@@ -246,14 +250,17 @@ class FleetLink:
                 )
             # A later lease holder published first (our lease ran out): theirs wins.
             self.stats.refused_commits += 1
+            unknown = None
             _, seen = await self._load(held.key)
         except TokenStoreError as exc:
             self.stats.store_errors += 1
-            logger.warning("%s; keeping the new session unpublished", exc)
+            logger.warning("%s; keeping the new session, its publication unknown", exc)
             seen = None
         if self._core.adoptable(seen, forced=False):
             return self._adopt(exchange, seen)
-        return self._core.settle(exchange, answer, expires_at=expires_at)
+        return self._core.settle(
+            exchange, answer, expires_at=expires_at, write_id=unknown
+        )
 
     # -- 3. whatever happened ---------------------------------------------------------
 

@@ -79,10 +79,15 @@ BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 _RECORD_VERSION = 1
 _MAX_POLL = 0.05
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-_LOCK_FLAGS = (
-    os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: opening a FIFO planted in the directory returns at once (and the
+# regular-file check refuses it) instead of blocking an uncancellable thread.
+_OPEN_FLAGS = (
+    getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NONBLOCK", 0)
 )
+_READ_FLAGS = os.O_RDONLY | _OPEN_FLAGS
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | _OPEN_FLAGS
 _TEMP_FLAGS = (
     os.O_WRONLY
     | os.O_CREAT
