@@ -25,9 +25,8 @@ from teletracker_async._fleet_demo import (
     FleetRun,
     run_fleet,
 )
-from teletracker_async._redis_server import RedisServer
 
-from .conftest import need_redis_binary
+from .conftest import RedisServer, need_redis_binary
 
 pytestmark = pytest.mark.fleet
 
@@ -83,7 +82,9 @@ def assert_safe(run: FleetRun) -> None:
     assert run.failed == 0
     assert run.ok > 0
     assert {w.backend for w in run.workers} == {"asyncio", "trio"}
-    assert sum(w.logins for w in run.workers) == run.server["logins"]
+    # A worker killed with SIGKILL never reports: it may have logged in first.
+    unreported = run.server["logins"] - sum(w.logins for w in run.workers)
+    assert 0 <= unreported <= run.killed, run
 
 
 def assert_refresh_rhythm(run: FleetRun) -> None:
@@ -178,10 +179,19 @@ def test_redis_restarted_from_a_stale_snapshot(
     control run trusts any instance: it re-sends the used refresh token, which the
     server catches, proving the guard is what prevents it."""
 
+    client = redis.client()
+
+    def published() -> bool:
+        keys = client.keys("*:rec")
+        return bool(keys) and client.hget(keys[0], "spent") == b"0"
+
     def fault() -> None:
         start = server_stats(served)["refreshes"]
         wait_for(lambda: server_stats(served)["refreshes"] > start)
-        time.sleep(0.3)  # the refresher commits just after the server answered
+        # The refresher marked the record spent before it sent the refresh, and
+        # publishes just after the answer (later on a loaded machine): wait for the
+        # new, unspent record rather than guessing how long that takes.
+        wait_for(published)
         snapshot = redis.snapshot(tmp_path / "stale.rdb")  # just published, unspent
         saved = server_stats(served)["refreshes"]
         wait_for(lambda: server_stats(served)["refreshes"] > saved)  # spent since
@@ -189,7 +199,10 @@ def test_redis_restarted_from_a_stale_snapshot(
         redis.start(snapshot)
 
     env = {} if guard else {ENV_TRUST_ANY_INSTANCE: "1"}
-    run = fleet(served, redis.url, env=env, during=fault)
+    try:
+        run = fleet(served, redis.url, env=env, during=fault)
+    finally:
+        client.close()
     if guard:
         assert_safe(run)
         assert run.server["logins"] <= 2 + private_renewals(run)
