@@ -282,13 +282,17 @@ class TeletrackerClient:
         self._max_retries = max_retries
         self._sleep = sleep
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
-        # Coroutines queue here, not in httpcore's pool: its queue rescans every
-        # connection on each change (70 % of the CPU with 2000 waiters, measured),
-        # and a request waiting here has not been given a token yet, so a long
-        # wait cannot make it arrive with an expired one.
+        # On httpx, coroutines queue here, not in httpcore's pool: its queue rescans
+        # every connection on each change and wakes a herd of retries (70 % of the
+        # CPU with 2000 waiters, measured), and a request waiting here has not been
+        # given a token yet, so a long wait cannot make it arrive with an expired
+        # one. httpx2's pool has no such herd: there the semaphore only costs
+        # (benchmarks/bench_loopback.py), so it is left out.
         self._slots = (
             None
-            if limits.max_connections is None or http_client is not None
+            if limits.max_connections is None
+            or http_client is not None
+            or stack is not HTTPX
             else anyio.Semaphore(limits.max_connections, fast_acquire=True)
         )
         self._owns_http = http_client is None
