@@ -236,9 +236,12 @@ async def test_client_queues_on_its_semaphore_on_httpx_only(
     """The FIFO semaphore in front of the pool is kept on httpx, where it spares
     httpcore's retry herd, and left out on httpx2, where it only costs; both
     clients still answer."""
-    made = {"username": USERNAME, "password": PASSWORD, "base_url": BASE_URL}
-    on_httpx = TeletrackerClient(**made, transport=fake.transport())
-    on_httpx2 = TeletrackerClient(**made, transport=fake.transport(stack="httpx2"))
+    on_httpx = TeletrackerClient(
+        USERNAME, PASSWORD, base_url=BASE_URL, transport=fake.transport()
+    )
+    on_httpx2 = TeletrackerClient(
+        USERNAME, PASSWORD, base_url=BASE_URL, transport=fake.transport(stack="httpx2")
+    )
     assert isinstance(on_httpx._slots, anyio.Semaphore)
     assert on_httpx2._slots is None
     for client in (on_httpx, on_httpx2):
