@@ -14,6 +14,8 @@ sizes as keywords, a renderer for its figures, and full / quick sizes.
 
 The README quotes ``results/latest.md`` verbatim: after a full run,
 ``uv run python -m benchmarks.readme`` copies it between the README's markers.
+``--from-json results/latest.json`` renders a saved run again (after a change to
+a renderer) without measuring anything.
 """
 
 from __future__ import annotations
@@ -86,7 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="where to write the report"
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="PATH",
+        help="run nothing: render the report of a saved run (latest.json) again",
+    )
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        saved = json.loads(args.from_json.read_text(encoding="utf-8"))
+        command = saved.get("command", "uv run python -m benchmarks")
+        text = report(saved["results"], saved["machine"], command)
+        args.from_json.with_suffix(".md").write_text(text, encoding="utf-8")
+        print(text)
+        return 0
     names = args.only or list(WORKLOADS)
     started = time.perf_counter()
     results: dict[str, Any] = {}
@@ -113,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(exist_ok=True)
     stem = "quick" if args.quick else "only" if args.only else "latest"
     (out / f"{stem}.md").write_text(text, encoding="utf-8")
-    payload = {"machine": machine(), "seconds": seconds, "results": results}
+    payload = {
+        "machine": machine(),
+        "command": command,
+        "seconds": seconds,
+        "results": results,
+    }
     (out / f"{stem}.json").write_text(
         json.dumps(payload, indent=2) + "\n", encoding="utf-8"
     )

@@ -245,6 +245,7 @@ PAIRS = (
     ("ours_httpx2", "httpx2"),
     ("ours_httpx2_sem", "httpx2"),
     ("ours_httpx2", "aiohttp"),
+    ("ours_httpx2", "ours"),  # which stack to pick
 )
 
 

@@ -83,6 +83,10 @@ def test_runner_runs_a_workload_in_a_child_and_writes_the_report(
     assert list(written["results"]) == ["expiry_storm"]
     assert "### expiry_storm" in (tmp_path / "quick.md").read_text()
     assert not (tmp_path / "latest.md").exists()
+    # A saved run renders again without measuring anything.
+    (tmp_path / "quick.md").unlink()
+    assert main(["--from-json", str(tmp_path / "quick.json")]) == 0
+    assert "### expiry_storm" in (tmp_path / "quick.md").read_text()
 
 
 def test_a_failing_child_names_the_workload() -> None:
