@@ -282,17 +282,16 @@ class TeletrackerClient:
         self._max_retries = max_retries
         self._sleep = sleep
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
-        # On httpx, coroutines queue here, not in httpcore's pool: its queue rescans
-        # every connection on each change and wakes a herd of retries (70 % of the
-        # CPU with 2000 waiters, measured), and a request waiting here has not been
-        # given a token yet, so a long wait cannot make it arrive with an expired
-        # one. httpx2's pool has no such herd: there the semaphore only costs
-        # (benchmarks/bench_loopback.py), so it is left out.
+        # Coroutines queue here, not in httpcore's pool: its queue rescans every
+        # connection on each change (70 % of the CPU with 2000 waiters, measured),
+        # and a request waiting here has not been given a token yet, so a long
+        # wait cannot make it arrive with an expired one (or, after
+        # switch_account, with the other account's). That is why httpx2 keeps it
+        # too, though its pool has no herd to spare (its cost there is measured:
+        # benchmarks/bench_loopback.py, ours_httpx2_sem against ours_httpx2).
         self._slots = (
             None
-            if limits.max_connections is None
-            or http_client is not None
-            or stack is not HTTPX
+            if limits.max_connections is None or http_client is not None
             else anyio.Semaphore(limits.max_connections, fast_acquire=True)
         )
         self._owns_http = http_client is None

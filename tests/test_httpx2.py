@@ -228,22 +228,3 @@ def test_httpx2_costs_nothing_until_asked_for() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-
-
-async def test_client_queues_on_its_semaphore_on_httpx_only(
-    fake: FakeTeletracker,
-) -> None:
-    """The FIFO semaphore in front of the pool is kept on httpx, where it spares
-    httpcore's retry herd, and left out on httpx2, where it only costs; both
-    clients still answer."""
-    on_httpx = TeletrackerClient(
-        USERNAME, PASSWORD, base_url=BASE_URL, transport=fake.transport()
-    )
-    on_httpx2 = TeletrackerClient(
-        USERNAME, PASSWORD, base_url=BASE_URL, transport=fake.transport(stack="httpx2")
-    )
-    assert isinstance(on_httpx._slots, anyio.Semaphore)
-    assert on_httpx2._slots is None
-    for client in (on_httpx, on_httpx2):
-        async with client:
-            assert (await client.request_json("POST", "/echo"))["success"] is True
