@@ -39,7 +39,7 @@ RESULTS = Path(__file__).parent / "results"
 _CELLS = ((8, 8, 200), (8, 8, 2000), (100, 100, 200), (100, 100, 2000))
 _LIMIT_CELLS = ((8, 8, 500), (20, 20, 500), (100, 100, 500), (100, 20, 500))
 _QUICK_CELL = ((8, 8, 20),)
-_OURS = ("ours", "ours_httpx2")
+_OURS = ("ours", "ours_httpx2_sem")  # the two defaults
 
 WORKLOADS: dict[str, Workload] = {
     "per_request": Workload(suite.per_request, render.per_request, {"requests": 5000, "rounds": 9}, {"requests": 200, "rounds": 1}),

@@ -244,8 +244,8 @@ PAIRS = (
     ("ours", "httpx_sem"),
     ("ours_httpx2", "httpx2"),
     ("ours_httpx2_sem", "httpx2"),
-    ("ours_httpx2", "aiohttp"),
-    ("ours_httpx2", "ours"),  # which stack to pick
+    ("ours_httpx2_sem", "aiohttp"),
+    ("ours_httpx2_sem", "ours"),  # which stack to pick (both defaults)
 )
 
 
