@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
+    failed: list[str] = []
     for name in names:
         workload = WORKLOADS[name]
         if not workload.available():
@@ -116,13 +118,20 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{name} ...", file=sys.stderr, flush=True)
         begun = time.perf_counter()
-        results[name] = run_in_child(name, args.quick)
+        try:
+            results[name] = run_in_child(name, args.quick)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            failed.append(name)  # the others still run and are reported
+            print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
+            continue
         seconds[name] = time.perf_counter() - begun
         print(f"{name}: {seconds[name]:.0f} s", file=sys.stderr, flush=True)
     command = "uv run python -m benchmarks" + (" --quick" if args.quick else "")
     if args.only:
         command += " --only " + " ".join(args.only)
     text = report(results, machine(), command)
+    if failed:
+        text += f"\nFailed (see stderr): {', '.join(failed)}.\n"
     print(text)
     out: Path = args.out
     out.mkdir(exist_ok=True)
@@ -142,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         f"done in {total:.0f} s; written to {out / stem}.md and .json",
         file=sys.stderr,
     )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

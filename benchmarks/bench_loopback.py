@@ -31,6 +31,7 @@ import httpx
 
 from benchmarks._server import PASSWORD, USER, served
 from teletracker_async import TeletrackerAuth, TeletrackerClient
+from teletracker_async._config import DEFAULT_TIMEOUT
 
 __all__ = ["CLIENTS", "loopback", "pull"]
 
@@ -46,6 +47,12 @@ CLIENTS = (
     "aiohttp",
 )
 Call = Callable[[], Awaitable[None]]
+_TIMEOUT = {
+    "connect": DEFAULT_TIMEOUT.connect,
+    "read": DEFAULT_TIMEOUT.read,
+    "write": DEFAULT_TIMEOUT.write,
+    "pool": DEFAULT_TIMEOUT.pool,
+}
 
 
 def _available(name: str) -> bool:
@@ -116,6 +123,9 @@ async def _client(  # noqa: C901 - one branch per client, flat on purpose
             base_url=url,
             headers=headers,
             limits=module.Limits(max_connections=conns, max_keepalive_connections=keep),
+            # The SDK's timeouts (no pool timeout): 2000 coroutines queued in the
+            # pool wait longer than httpx's default 5 s, which is not a failure.
+            timeout=module.Timeout(**_TIMEOUT),
         )
     )
 
