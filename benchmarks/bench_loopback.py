@@ -194,7 +194,7 @@ async def _cell(  # noqa: PLR0917
             name: await _client(name, url, token, limits, stack) for name in clients
         }
         for call in calls.values():  # warm: connections open, sessions logged in
-            await pull(call, max(coroutines, requests // 10), coroutines)
+            await pull(call, 200, min(coroutines, 200))
         for _ in range(rounds):
             for name, call in calls.items():
                 runs[name].append(await pull(call, requests, coroutines))
