@@ -27,7 +27,7 @@ from benchmarks.bench_auth import BASE, _round
 from teletracker_async import TeletrackerAuth
 from teletracker_async._cli import DEMO_PASSWORD, DEMO_USER, _served_elsewhere
 from teletracker_async._config import LEASE_TTL
-from teletracker_async._fleet_demo import ENV_DIE_ONCE, run_fleet
+from teletracker_async._fleet_demo import ENV_DIE_ONCE, ENV_LEASE_TTL, run_fleet
 from teletracker_async._redis_server import RedisServer, find_redis_server
 from teletracker_async.stores import MemoryTokenStore
 from teletracker_async.testing import FakeTeletracker
@@ -73,8 +73,17 @@ async def per_request_with_store(
 
 
 def _one_fleet(
-    url: str, store: str, seconds: float, lifetime: float, die: Path | None
+    url: str,
+    store: str,
+    seconds: float,
+    lifetime: float,
+    die: Path | None,
+    *,
+    lease_ttl: float,
 ) -> dict[str, Any]:
+    env = {} if lease_ttl == LEASE_TTL else {ENV_LEASE_TTL: str(lease_ttl)}
+    if die is not None:
+        env[ENV_DIE_ONCE] = str(die)
     run = run_fleet(
         url,
         username=DEMO_USER,
@@ -84,7 +93,7 @@ def _one_fleet(
         coroutines=10,
         seconds=seconds,
         lifetime=lifetime,
-        env=None if die is None else {ENV_DIE_ONCE: str(die)},
+        env=env,
     )
     return {
         "processes": len(run.workers),
@@ -101,10 +110,13 @@ def _one_fleet(
     }
 
 
-def fleet(seconds: float = 12.0, lifetime: float = 4.0) -> dict[str, Any]:
+def fleet(
+    seconds: float = 12.0, lifetime: float = 4.0, lease_ttl: float = LEASE_TTL
+) -> dict[str, Any]:
     """The fleet runs on the file store and on Redis, without and with a killed
-    refresher. Redis is skipped (and said so) when no redis-server is installed."""
-    results: dict[str, Any] = {"lease_ttl": LEASE_TTL, "seconds": seconds}
+    refresher. Redis is skipped (and said so) when no redis-server is installed.
+    *lease_ttl* shortens the lease (the smoke run), as ``LEASE_TTL`` by default."""
+    results: dict[str, Any] = {"lease_ttl": lease_ttl, "seconds": seconds}
     with tempfile.TemporaryDirectory() as tmp, _served_elsewhere(lifetime) as url:
         base = Path(tmp)
         stores: dict[str, Any] = {"file": lambda n: f"file:{base / f'store{n}'}"}
@@ -117,16 +129,19 @@ def fleet(seconds: float = 12.0, lifetime: float = 4.0) -> dict[str, Any]:
             for index, (name, spec) in enumerate(stores.items()):
                 if server is not None and name == "redis":
                     server.command("FLUSHALL")
-                results[name] = _one_fleet(url, spec(index), seconds, lifetime, None)
+                results[name] = _one_fleet(
+                    url, spec(index), seconds, lifetime, None, lease_ttl=lease_ttl
+                )
                 if server is not None and name == "redis":
                     server.command("FLUSHALL")
                 # Long enough for a Redis lease to run out after the kill.
                 results[f"{name}_killed"] = _one_fleet(
                     url,
                     spec(index + 10),
-                    max(seconds, LEASE_TTL + 3 * lifetime),
+                    max(seconds, lease_ttl + 3 * lifetime),
                     lifetime,
                     base / f"died-{name}",
+                    lease_ttl=lease_ttl,
                 )
         finally:
             if server is not None:
@@ -134,26 +149,17 @@ def fleet(seconds: float = 12.0, lifetime: float = 4.0) -> dict[str, Any]:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    size = {"requests": 500, "rounds": 3} if args.quick else {}
-    cost = anyio.run(lambda: per_request_with_store(**size))
-    print(json.dumps({"per_request": cost}, indent=2))
-    print(json.dumps(fleet(seconds=6.0 if args.quick else 12.0), indent=2))
-
-
-if __name__ == "__main__":
-    main()
-
-
 async def workload(
-    requests: int = 5000, rounds: int = 9, seconds: float = 12.0
+    requests: int = 5000,
+    rounds: int = 9,
+    seconds: float = 12.0,
+    lease_ttl: float = LEASE_TTL,
 ) -> dict[str, Any]:
     """The harness's entry: per-request cost with a store, then the fleet runs."""
     cost = await per_request_with_store(requests, rounds)
-    runs = await anyio.to_thread.run_sync(lambda: fleet(seconds=seconds))
+    runs = await anyio.to_thread.run_sync(
+        lambda: fleet(seconds=seconds, lease_ttl=lease_ttl)
+    )
     return {"per_request": cost, **runs}
 
 
@@ -184,3 +190,17 @@ def render(figures: dict[str, Any]) -> list[str]:
         "flock is freed by the kernel at once; a Redis lease runs out after its TTL."
     )
     return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    size = {"requests": 500, "rounds": 3} if args.quick else {}
+    cost = anyio.run(lambda: per_request_with_store(**size))
+    print(json.dumps({"per_request": cost}, indent=2))
+    print(json.dumps(fleet(seconds=6.0 if args.quick else 12.0), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import resource
 import statistics
 import time
 import tracemalloc
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,7 +22,7 @@ import httpx
 
 from benchmarks.bench_auth import _static
 from benchmarks.bench_auth import measure as per_request_cost
-from teletracker_async import TeletrackerAuth, TeletrackerClient
+from teletracker_async import TeletrackerAuth
 from teletracker_async.testing import FakeClock, FakeTeletracker
 
 USER, PASSWORD = "bench", "bench-pw"
@@ -34,7 +33,6 @@ __all__ = [
     "contended_storms",
     "early_window",
     "expiry_storm",
-    "loopback",
     "memory",
     "peers",
     "per_request",
@@ -291,20 +289,78 @@ async def contended_storms(
     refresh_times: tuple[float, ...] = (0.05, 0.5),
 ) -> list[dict[str, Any]]:
     """Storms that contend: *n* requests at once with a refresh that takes
-    *refresh_s*, the token past its hard deadline or already expired. Reports
-    storm / (fresh batch + refresh time) and how many coroutines waited."""
-    return [
-        await _contended_storm(n, refresh_s, where)
-        for n in sizes
-        for refresh_s in refresh_times
-        for where in ("past deadline", "expired")
-    ]
+    *refresh_s*, the token past its hard deadline or already expired. Reports how
+    many coroutines waited, storm / (fresh batch + refresh time), and storm / the
+    parked floor: the same *n* requests through the same client with a static
+    header, each parked in its auth flow on one event that opens after
+    *refresh_s* (what any auth that makes *n* requests wait for one renewal pays).
+    """
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        fresh: float | None = None  # one fresh batch per size (the run must fit)
+        for refresh_s in refresh_times:
+            floor = await _parked_floor(n, refresh_s)
+            for where in ("past deadline", "expired"):
+                row = await _contended_storm(n, refresh_s, where, fresh)
+                fresh = row["fresh_s"]
+                row["parked_s"] = floor
+                row["parked_ratio"] = row["storm_s"] / floor
+                rows.append(row)
+    return rows
 
 
-async def _contended_storm(n: int, refresh_s: float, where: str) -> dict[str, Any]:
+class _ParkedBearer(httpx.Auth):
+    """A static header, sent once *gate* (when set) has opened: the floor of a
+    storm in which every request waits for one renewal."""
+
+    def __init__(self, token: str) -> None:
+        self._value = f"Bearer {token}"
+        self.gate: anyio.Event | None = None
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        gate = self.gate
+        if gate is not None and not gate.is_set():
+            await gate.wait()
+        request.headers["Authorization"] = self._value
+        yield request
+
+
+async def _parked_floor(n: int, refresh_s: float) -> float:
+    """Seconds for *n* static-header requests parked for *refresh_s* on one event."""
+    fake = FakeTeletracker(users={USER: PASSWORD}, records_per_day=0)
+    async with httpx.AsyncClient(transport=fake.transport(), base_url=BASE) as raw:
+        login = await raw.post(
+            "/auth/login", data={"username": USER, "password": PASSWORD}
+        )
+    auth = _ParkedBearer(login.json()["token"])
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE
+    ) as client:
+        assert (await client.post("/echo", content=b"x")).status_code == 200
+        gate = auth.gate = anyio.Event()
+
+        async def open_gate() -> None:
+            await anyio.sleep(refresh_s)
+            gate.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(open_gate)
+            batch = await _batch(n, lambda: client.post("/echo", content=b"x"))
+    assert batch.failed == 0, batch.failed
+    return batch.seconds
+
+
+async def _contended_storm(
+    n: int, refresh_s: float, where: str, fresh_s: float | None
+) -> dict[str, Any]:
     async with _storm_setup() as setup:
         clock, fake, auth, job = setup.clock, setup.fake, setup.auth, setup.job
-        fresh = await _batch(n, job)
+        failed = 0
+        if fresh_s is None:
+            fresh = await _batch(n, job)
+            fresh_s, failed = fresh.seconds, fresh.failed
         session = auth.session
         assert session is not None
         shift = -1 if where == "past deadline" else 1
@@ -318,10 +374,10 @@ async def _contended_storm(n: int, refresh_s: float, where: str) -> dict[str, An
         "where": where,
         "refreshes": fake.stats.refreshes - refreshes,
         "waited": auth._core.waits - waits,  # noqa: SLF001
-        "failed": fresh.failed + storm.failed,
-        "fresh_s": fresh.seconds,
+        "failed": failed + storm.failed,
+        "fresh_s": fresh_s,
         "storm_s": storm.seconds,
-        "ratio": storm.seconds / (fresh.seconds + refresh_s),
+        "ratio": storm.seconds / (fresh_s + refresh_s),
     }
 
 
@@ -369,61 +425,7 @@ def _delayed(seen: list[tuple[float, str]], old: str, done: list[float]) -> int:
     return sum(1 for started, used in seen if used != old and started < done[0])
 
 
-# -- 3. loopback -----------------------------------------------------------------------
-
-
-async def loopback(
-    requests: int = 3000, concurrency: int = 200, rounds: int = 3, stack: str = "httpx"
-) -> dict[str, Any]:
-    """TeletrackerClient vs the same stack's client with a static header, over TCP,
-    on httpx (or httpx2)."""
-    fake = FakeTeletracker(users={USER: PASSWORD}, records_per_day=2)
-    module: Any = importlib.import_module(stack)
-    limits = module.Limits(max_connections=8, max_keepalive_connections=8)
-    with fake.serving() as url:
-        async with httpx.AsyncClient(base_url=url) as raw:
-            token = (
-                await raw.post(
-                    "/auth/login", data={"username": USER, "password": PASSWORD}
-                )
-            ).json()["token"]
-        ours: list[dict[str, float]] = []
-        floor: list[dict[str, float]] = []
-        sdk = TeletrackerClient(
-            auth=_bearer(stack)(USER, PASSWORD, base_url=url),
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
-        )
-        async with (
-            sdk as client,
-            module.AsyncClient(
-                auth=_static(stack, token), base_url=url, limits=limits
-            ) as plain,
-        ):
-
-            async def via_sdk() -> None:
-                await client.request_json("GET", "/reports/call-data", params=DAY)
-
-            async def via_httpx() -> None:
-                response = await plain.get("/reports/call-data", params=DAY)
-                response.raise_for_status()
-                response.json()
-
-            await _pull(via_sdk, requests // 10, concurrency)  # warm both
-            await _pull(via_httpx, requests // 10, concurrency)
-            for _ in range(rounds):
-                ours.append(await _pull(via_sdk, requests, concurrency))
-                floor.append(await _pull(via_httpx, requests, concurrency))
-    med = {
-        side: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        for side, runs in (("sdk", ours), ("httpx", floor))
-    }
-    return {
-        "stack": stack,
-        "requests": requests,
-        "concurrency": concurrency,
-        **{f"{side}_{k}": v for side, m in med.items() for k, v in m.items()},
-        "rps_ratio": med["sdk"]["rps"] / med["httpx"]["rps"],
-    }
+# -- 3. loopback: see bench_loopback.py ---------------------------------------------
 
 
 async def _pull(
@@ -598,11 +600,23 @@ async def _peer_cost(client: Any, url: str, requests: int) -> float:
 # -- 5. memory --------------------------------------------------------------------------
 
 
-async def memory(requests: int = 100_000, refreshes: int = 100) -> dict[str, Any]:
-    """Growth over *requests* requests with *refreshes* refreshes (tracemalloc, RSS)."""
+async def memory(
+    requests: int = 100_000, refreshes: int = 100, static: bool = False
+) -> dict[str, Any]:
+    """Growth over *requests* requests with *refreshes* refreshes (tracemalloc, RSS).
+
+    Run it in a fresh process (the runner does): peak RSS only ever rises, so an
+    earlier workload in the same process would hide any growth. With *static*, the
+    same requests carry a static header (the floor; no refresh)."""
     clock = FakeClock()
     fake = FakeTeletracker(users={USER: PASSWORD}, clock=clock, records_per_day=0)
-    auth = TeletrackerAuth(USER, PASSWORD, base_url=BASE, clock=clock)
+    auth: httpx.Auth = TeletrackerAuth(USER, PASSWORD, base_url=BASE, clock=clock)
+    if static:
+        async with httpx.AsyncClient(transport=fake.transport(), base_url=BASE) as raw:
+            login = await raw.post(
+                "/auth/login", data={"username": USER, "password": PASSWORD}
+            )
+        auth = _static("httpx", login.json()["token"])
     every = max(1, requests // refreshes)
     async with httpx.AsyncClient(
         auth=auth, transport=fake.transport(), base_url=BASE
@@ -614,9 +628,10 @@ async def memory(requests: int = 100_000, refreshes: int = 100) -> dict[str, Any
         start = tracemalloc.take_snapshot()
         rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         for i in range(requests):
-            if i % every == every - 1:
+            if not static and i % every == every - 1:
                 clock.advance(3600)
-            await client.post("/echo", content=b"x")
+            response = await client.post("/echo", content=b"x")
+            assert response.status_code == 200
         gc.collect()
         end = tracemalloc.take_snapshot()
         tracemalloc.stop()
@@ -632,6 +647,7 @@ async def memory(requests: int = 100_000, refreshes: int = 100) -> dict[str, Any
     return {
         "requests": requests,
         "refreshes": fake.stats.refreshes,
+        "static": static,
         "growth_total_kib": total / 1024,
         "growth_sdk_kib": sdk / 1024,
         "peak_rss_growth_kib": rss_end - rss_start,

@@ -1,13 +1,22 @@
-"""Smoke tests that keep the benchmark scripts working (no timing is asserted)."""
+"""Smoke tests that keep the benchmark harness and workloads working.
+
+No timing is asserted: only that each workload runs at its quick size, reports its
+figures, counts what must be counted, and renders.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
-from benchmarks import bench_auth
+from benchmarks import bench_auth, readme
+from benchmarks.__main__ import WORKLOADS, main, report
+from benchmarks._harness import run_here, run_in_child
 
-pytestmark = pytest.mark.anyio
 
-
+@pytest.mark.anyio
 @pytest.mark.parametrize("stack", ["httpx", "httpx2"])
 async def test_bench_auth_runs_at_tiny_size(stack: str) -> None:
     """The per-request benchmark runs on both stacks and reports both figures and
@@ -19,6 +28,66 @@ async def test_bench_auth_runs_at_tiny_size(stack: str) -> None:
     assert all(value > 0 for value in result.values())
 
 
+def _check_figures(name: str, figures: Any) -> None:
+    """What each workload must count, whatever the timing."""
+    if name == "expiry_storm":
+        assert (figures["refreshes_per_storm"], figures["failed"]) == (1, 0)
+    elif name == "contended_storms":
+        assert [r["where"] for r in figures] == ["past deadline", "expired"]
+        for row in figures:  # everyone but the refresher waited for the one refresh
+            assert (row["refreshes"], row["waited"], row["failed"]) == (1, 49, 0)
+            assert row["parked_ratio"] > 0
+    elif name == "early_window":
+        assert figures["refreshes"] == 1
+        assert figures["delayed"] <= 1  # at most the refresher itself
+    elif name == "threads":
+        assert figures["refreshes_per_expiry_max"] == 1
+        assert (figures["logins"], figures["reuse_attempts"], figures["failed"]) == (
+            1,
+            0,
+            0,
+        )
+    elif name.startswith(("memory", "limits", "loopback")):
+        if name.startswith("memory"):
+            assert figures["refreshes"] == (0 if figures["static"] else 2)
+        else:
+            (row,) = figures["rows"]
+            assert all(c["rps"] > 0 for c in row["clients"].values())
+    elif name == "peers":
+        assert set(figures) == {"teletracker_async", "authlib", "httpx_auth"}
+        ours = figures["teletracker_async"]
+        assert (ours["reuse_attempts"], ours["storm_failed"]) == (0, 0)
+    elif name == "stream":
+        names = ("ideal", "stream", "stream_ahead4x", "stream_unbounded", "batches")
+        assert all(figures[f"{n}_s"] > 0 for n in names)
+    elif name == "fleet":
+        assert figures["per_request"]["store_calls_during"] == 0
+        for run in ("file", "redis", "file_killed", "redis_killed"):
+            assert (figures[run]["reuse"], figures[run]["failed"]) == (0, 0)
+
+
+@pytest.mark.filterwarnings("ignore:The httpx module is deprecated")
+@pytest.mark.parametrize(
+    "name",
+    # The fleet workload starts worker processes and a Redis: the fleet suite's run.
+    [
+        pytest.param(n, marks=pytest.mark.fleet) if n == "fleet" else n
+        for n in WORKLOADS
+    ],
+)
+def test_every_workload_runs_at_its_quick_size(name: str) -> None:
+    """Each registered workload runs alone at its quick size and renders."""
+    workload = WORKLOADS[name]
+    if not workload.available():
+        pytest.skip(f"needs {workload.needs}")
+    figures = run_here(workload, quick=True)
+    json.dumps(figures)  # the runner sends it between processes as JSON
+    _check_figures(name, figures)
+    assert workload.render(figures)
+    assert f"### {name}" in report({name: figures}, "test machine", "cmd")
+
+
+@pytest.mark.anyio
 async def test_stream_workload_runs_at_tiny_size() -> None:
     """The sliding-window workload pulls every record each way and renders its table
     (no timing asserted)."""
@@ -28,98 +97,16 @@ async def test_stream_workload_runs_at_tiny_size() -> None:
         windows=6, concurrency=2, slow_s=0.002, fast_s=0.0, rounds=1
     )
     assert result["slow_windows"] == 1
-    names = ("ideal", "stream", "stream_ahead4x", "stream_unbounded", "batches")
-    assert all(result[f"{name}_s"] > 0 for name in names)
     table = "\n".join(bench_stream.rows(result))
     assert "| `iter_call_data` (batches) |" in table
     assert "default ahead = 4" in table
     assert bench_stream.rows(None) == []
 
 
-async def test_suite_workloads_run_at_tiny_size() -> None:
-    """Every in-process workload runs and reports its figures (no timing asserted)."""
-    from benchmarks import suite  # noqa: PLC0415
-
-    storm = await suite.expiry_storm(coroutines=50, rounds=1)
-    assert (storm["refreshes_per_storm"], storm["failed"]) == (1, 0)
-    rows = await suite.contended_storms(sizes=(50,), refresh_times=(0.01,))
-    assert [r["where"] for r in rows] == ["past deadline", "expired"]
-    for row in rows:  # everyone but the refresher waited for the one refresh
-        assert (row["refreshes"], row["waited"], row["failed"]) == (1, 49, 0)
-    early = await suite.early_window(coroutines=50, refresh_s=0.01)
-    assert early["refreshes"] == 1
-    assert early["delayed"] <= 1  # at most the refresher itself
-    threads = await suite.threads(coroutines=5, expiries=2, refresh_s=0.0)
-    assert threads["refreshes_per_expiry_max"] == 1
-    assert (threads["logins"], threads["reuse_attempts"], threads["failed"]) == (
-        1,
-        0,
-        0,
-    )
-    mem = await suite.memory(requests=200, refreshes=2)
-    assert mem["refreshes"] == 2
-    assert set(mem) >= {"growth_sdk_kib", "growth_total_kib", "peak_rss_growth_kib"}
-
-
-@pytest.mark.filterwarnings("ignore:The httpx module is deprecated")
-def test_loopback_and_peers_run_at_tiny_size() -> None:
-    """The socket workloads run end to end against the served fake, peers included."""
-    import anyio  # noqa: PLC0415
-    from benchmarks import suite  # noqa: PLC0415
-    from benchmarks.__main__ import render  # noqa: PLC0415
-
-    lo = anyio.run(suite.loopback, 40, 10, 1, backend="asyncio")
-    assert lo["rps_ratio"] > 0
-    if suite._has_httpx2():
-        lo2 = anyio.run(suite.loopback, 40, 10, 1, "httpx2", backend="asyncio")
-        assert (lo2["stack"], lo2["rps_ratio"] > 0) == ("httpx2", True)
-    peers = anyio.run(suite.peers, 20, 10, 2.0, backend="asyncio")
-    assert set(peers) == {"teletracker_async", "authlib", "httpx_auth"}
-    assert peers["teletracker_async"]["reuse_attempts"] == 0
-    assert peers["teletracker_async"]["storm_failed"] == 0
-    results = {
-        "per_request": {"c1": {"ratio": 1.0}, "c100": {"ratio": 1.0}},
-        "threads": {
-            "loops": "asyncio+trio",
-            "coroutines": 1,
-            "expiries": 1,
-            "logins": 1,
-            "refreshes_per_expiry_min": 1,
-            "refreshes_per_expiry_max": 1,
-            "reuse_attempts": 0,
-            "failed": 0,
-            "round_s": 0.1,
-        },
-        "expiry_storm": {
-            "coroutines": 1,
-            "refreshes_per_storm": 1,
-            "failed": 0,
-            "ratio": 1.0,
-        },
-        "early_window": {"not_delayed_share": 1.0},
-        "loopback": lo,
-        "memory": {
-            "requests": 1,
-            "refreshes": 1,
-            "growth_sdk_kib": 0.0,
-            "growth_total_kib": 0.0,
-            "peak_rss_growth_kib": 0,
-        },
-        "peers": peers,
-    }
-    table = render(results, "test machine", "cmd")
-    assert "| teletracker_async |" in table
-    assert (
-        "**missed**"
-        not in table.split("Peers")[0].replace(str(round(lo["rps_ratio"], 3)), "")
-        or lo["rps_ratio"] < 0.97
-    )
-
-
 @pytest.mark.anyio
 async def test_fleet_cost_workload_runs_at_tiny_size() -> None:
-    """The fleet workload's per-request part runs, touches no store per request, and
-    renders (the fleet runs themselves are covered by the fleet suite)."""
+    """The fleet workload's per-request part touches no store per request, and the
+    report says when a store could not be measured."""
     from benchmarks import bench_fleet  # noqa: PLC0415
 
     cost = await bench_fleet.per_request_with_store(requests=50, rounds=1)
@@ -127,3 +114,34 @@ async def test_fleet_cost_workload_runs_at_tiny_size() -> None:
     assert cost["store_calls_during"] == 0
     lines = bench_fleet.render({"per_request": cost, "lease_ttl": 30.0})
     assert any("not measured" in line for line in lines)
+
+
+def test_runner_runs_a_workload_in_a_child_and_writes_the_report(
+    tmp_path: Path,
+) -> None:
+    """--only NAME --quick runs just that workload in a fresh process, prints and
+    writes its report (quick.md / quick.json, never latest)."""
+    assert main(["--quick", "--only", "expiry_storm", "--out", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "quick.json").read_text())
+    assert list(written["results"]) == ["expiry_storm"]
+    assert "### expiry_storm" in (tmp_path / "quick.md").read_text()
+    assert not (tmp_path / "latest.md").exists()
+    # A saved run renders again without measuring anything.
+    (tmp_path / "quick.md").unlink()
+    assert main(["--from-json", str(tmp_path / "quick.json")]) == 0
+    assert "### expiry_storm" in (tmp_path / "quick.md").read_text()
+
+
+def test_a_failing_child_names_the_workload() -> None:
+    with pytest.raises(RuntimeError, match="workload no_such_workload failed"):
+        run_in_child("no_such_workload", quick=True)
+
+
+def test_readme_splices_the_report_between_its_markers() -> None:
+    text = f"intro\n{readme.BEGIN}\nold figures\n{readme.END}\noutro\n"
+    spliced = readme.splice(text, "| new | figures |\n")
+    assert spliced == (
+        f"intro\n{readme.BEGIN}\n\n| new | figures |\n\n{readme.END}\noutro\n"
+    )
+    with pytest.raises(ValueError, match="lacks the markers"):
+        readme.splice("no markers here", "x")

@@ -239,6 +239,9 @@ async def test_success_false_on_200_is_an_api_error(
         (b"<html>maintenance</html>", "HTML, not JSON"),
         (b'"just a string"', "not a JSON object but str"),
         (b'{"data": []}', "success: missing"),
+        # The success path is checked by hand: only a real true passes it.
+        (b'{"success": 1, "data": []}', "success: expected true or false, got int"),
+        (b'{"success": "true", "data": []}', "expected true or false, got str"),
     ],
 )
 async def test_unreadable_answers(
