@@ -887,3 +887,40 @@ async def test_post_is_retried_when_the_refresh_in_front_was_lost(
     assert len(sleeps) == 1
     assert (fake.stats.logins, fake.stats.injected_faults) == (2, 1)
     assert fake.stats.reuse_attempts == 0
+
+
+async def test_a_cancelled_queued_request_never_wedges_the_queue() -> None:
+    """A request queued for a connection is cancelled just as the connection frees
+    up and another request arrives: the newcomer still gets the connection. (anyio
+    before 4.14 left the cancelled waiter queued on asyncio, and the queue - and
+    httpcore's pool lock, the same code - deadlocked: a `call-data | head` hung.)"""
+    async with TeletrackerClient(
+        USERNAME,
+        PASSWORD,
+        base_url=BASE_URL,
+        limits=httpx.Limits(max_connections=1),
+    ) as client:
+        slots = client._shared.slots  # noqa: SLF001 - the queue in front of the pool
+        assert slots is not None
+        await slots.acquire()  # the one connection is busy
+        scopes: list[anyio.CancelScope] = []
+        served: list[str] = []
+
+        async def cancelled() -> None:
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                await slots.acquire()
+                served.append("cancelled")  # pragma: no cover - it is cancelled
+
+        async def newcomer() -> None:
+            async with slots:
+                served.append("newcomer")
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancelled)
+                await anyio.wait_all_tasks_blocked()
+                tg.start_soon(newcomer)
+                scopes[0].cancel()
+                slots.release()
+        assert served == ["newcomer"]

@@ -1,0 +1,129 @@
+"""Per-call cost of ``TeletrackerClient.request_json`` against its floor.
+
+The floor is what a user would write by hand with the same auth: ``client.get`` on a
+plain ``httpx.AsyncClient``, ``.json()`` and a check that ``success`` is true. Both run
+over ``MockTransport`` (no sockets) on one logged-in ``TeletrackerAuth``, with the
+SDK's default limits, in alternating rounds; the figure is the ratio of medians. What
+it measures is the client around the request: its queue, retry loop, error mapping
+and envelope check.
+
+    uv run python -m benchmarks.bench_request_json
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+
+from teletracker_async import DEFAULT_LIMITS, TeletrackerAuth, TeletrackerClient
+from teletracker_async.testing import FakeTeletracker
+
+__all__ = ["measure", "render"]
+
+BASE = "https://api.teletracker.test"
+PATH = "/reports/call-data"
+BODY = {"success": True, "data": [{"id": 1, "duration": 42}]}
+
+
+def _answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=BODY)
+
+
+async def _seconds_per_call(
+    call: Callable[[], Awaitable[Any]], requests: int, concurrency: int
+) -> float:
+    per_task = max(1, requests // concurrency)
+
+    async def worker() -> None:
+        for _ in range(per_task):
+            await call()
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker)
+    return (time.perf_counter() - start) / (per_task * concurrency)
+
+
+async def _auth() -> TeletrackerAuth:
+    """An auth with a live session (logged in against the fake once)."""
+    fake = FakeTeletracker(users={"bench": "bench-pw"})
+    auth = TeletrackerAuth("bench", "bench-pw", base_url=BASE)
+    async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as client:
+        await client.get(f"{BASE}/echo")
+    return auth
+
+
+async def measure(
+    requests: int = 5000, rounds: int = 9, concurrency: int = 100
+) -> dict[str, float]:
+    """Median µs per call of ours and of the floor, and their ratio."""
+    auth = await _auth()
+    transport = httpx.MockTransport(_answer)
+    async with (
+        TeletrackerClient(auth=auth, transport=transport) as ours,
+        httpx.AsyncClient(
+            auth=auth, transport=transport, base_url=BASE, limits=DEFAULT_LIMITS
+        ) as plain,
+    ):
+
+        async def via_sdk() -> Any:
+            return await ours.request_json("GET", PATH)
+
+        async def by_hand() -> Any:
+            response = await plain.get(PATH)
+            response.raise_for_status()
+            body = response.json()
+            if not (isinstance(body, dict) and body.get("success") is True):
+                raise ValueError("not a success")
+            return body
+
+        await via_sdk()
+        await by_hand()
+        sdk: list[float] = []
+        floor: list[float] = []
+        for _ in range(rounds):
+            sdk.append(await _seconds_per_call(via_sdk, requests, concurrency))
+            floor.append(await _seconds_per_call(by_hand, requests, concurrency))
+    ours_s, floor_s = statistics.median(sdk), statistics.median(floor)
+    return {
+        "concurrency": concurrency,
+        "sdk_us": ours_s * 1e6,
+        "floor_us": floor_s * 1e6,
+        "ratio": ours_s / floor_s,
+    }
+
+
+async def both(requests: int = 5000, rounds: int = 9) -> dict[str, Any]:
+    """At 1 coroutine and at 100."""
+    return {
+        "c1": await measure(requests // 5, rounds, 1),
+        "c100": await measure(requests, rounds, 100),
+    }
+
+
+def render(figures: dict[str, Any]) -> list[str]:
+    lines = [
+        "`request_json` against `get` + `.json()` + a `success` check by hand, same "
+        "auth, `MockTransport`, ratio of medians:",
+        "",
+        "| coroutines | request_json µs | by hand µs | ratio | goal | |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for key in ("c1", "c100"):
+        f = figures[key]
+        met = "met" if f["ratio"] <= 1.03 else "**missed**"
+        lines.append(
+            f"| {f['concurrency']} | {f['sdk_us']:.1f} | {f['floor_us']:.1f} | "
+            f"{f['ratio']:.3f} | ≤ 1.03 | {met} |"
+        )
+    return [*lines, ""]
+
+
+if __name__ == "__main__":
+    print("\n".join(render(anyio.run(both, backend="asyncio"))))
