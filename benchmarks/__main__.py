@@ -32,7 +32,14 @@ from typing import Any
 
 import httpx
 
-from benchmarks import bench_fleet, bench_loopback, bench_stream, render, suite
+from benchmarks import (
+    bench_fleet,
+    bench_loopback,
+    bench_request_json,
+    bench_stream,
+    render,
+    suite,
+)
 from benchmarks._harness import Workload, run_in_child
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,6 +51,7 @@ _OURS = ("ours", "ours_httpx2_sem")  # the two defaults
 
 WORKLOADS: dict[str, Workload] = {
     "per_request": Workload(suite.per_request, render.per_request, {"requests": 5000, "rounds": 9}, {"requests": 200, "rounds": 1}),
+    "request_json": Workload(bench_request_json.both, bench_request_json.render, {}, {"requests": 200, "rounds": 1}),
     "threads": Workload(suite.threads, render.threads, {"coroutines": 250, "expiries": 10}, {"coroutines": 5, "expiries": 2, "refresh_s": 0.0}),
     "expiry_storm": Workload(suite.expiry_storm, render.expiry_storm, {"coroutines": 10_000, "rounds": 3}, {"coroutines": 50, "rounds": 1}),
     "early_window": Workload(suite.early_window, render.early_window, {"coroutines": 10_000}, {"coroutines": 50, "refresh_s": 0.01}),

@@ -57,6 +57,8 @@ def _check_figures(name: str, figures: Any) -> None:
         assert set(figures) == {"teletracker_async", "authlib", "httpx_auth"}
         ours = figures["teletracker_async"]
         assert (ours["reuse_attempts"], ours["storm_failed"]) == (0, 0)
+    elif name == "request_json":
+        assert all(figures[k]["ratio"] > 0 for k in ("c1", "c100"))
     elif name == "stream":
         names = ("ideal", "stream", "stream_ahead4x", "stream_unbounded", "batches")
         assert all(figures[f"{n}_s"] > 0 for n in names)

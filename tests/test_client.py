@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from teletracker_async import (
+    DEFAULT_LIMITS,
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -661,9 +662,11 @@ async def test_switch_account_under_load(
 
     await client.session()
     accounts: list[int] = []
-    # 100 requests (the pool's size) are held at the server carrying the old token;
-    # 200 more wait for a connection slot, so they have no token yet.
-    gate = fake.pause_next("data", times=100)
+    # A pool's worth of requests are held at the server carrying the old token; the
+    # rest wait for a connection slot, so they have no token yet.
+    pool = DEFAULT_LIMITS.max_connections
+    assert pool is not None
+    gate = fake.pause_next("data", times=pool)
     async with anyio.create_task_group() as tg:
         for _ in range(300):
             tg.start_soon(lambda: _append(accounts, echo()))
@@ -671,7 +674,7 @@ async def test_switch_account_under_load(
         await client.switch_account(2)
         gate.release()
     after = [await echo() for _ in range(5)]
-    assert sorted(accounts) == [1] * 100 + [2] * 200
+    assert sorted(accounts) == [1] * pool + [2] * (300 - pool)
     assert after == [2] * 5
     assert client.auth.account_id == 2
     assert fake.stats.logins == 2
