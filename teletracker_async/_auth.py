@@ -50,6 +50,7 @@ from teletracker_async._session import (
     Renewal,
     SessionMachine,
     Share,
+    Step,
     Switch,
     Use,
     Wait,
@@ -207,38 +208,55 @@ class BearerFlow(Credentials):
         while True:
             # The fast path: one clock read, one comparison, no lock, no await.
             if event is not NEED or lease is None or self._clock() >= lease.fast_until:
-                renewal = self._renew(event)
-                try:
-                    item = await renewal.asend(None)
-                    while isinstance(item, self._stack.Request):
-                        item = await renewal.asend((yield item))
-                finally:
-                    await renewal.aclose()
-                if item is None:
-                    return  # the refusal goes back: only another account's token
-                lease = item
+                # Waiting for a renewal in flight needs no exchange loop: in a storm
+                # that is everyone but the one renewing (no generator each).
+                core = self._core
+                step = core.plan(event)
+                while isinstance(step, Wait):
+                    await core.wait(step.flight)
+                    step = core.plan(event, step.flight)
+                if isinstance(step, Use):
+                    lease = step.lease
+                else:
+                    renewal = self._renew(event, step)
+                    try:
+                        item = await renewal.asend(None)
+                        while isinstance(item, self._stack.Request):
+                            item = await renewal.asend((yield item))
+                    finally:
+                        await renewal.aclose()
+                    if item is None:
+                        return  # the refusal goes back: only another account's token
+                    lease = item
             request.headers["Authorization"] = lease.authorization
             response = yield request
             if response.status_code not in _REJECTED or event is not NEED:
                 return  # a refusal a fresh token did not cure ends this request
-            # Bodies built from bytes, str, form data or JSON (and streams read into
-            # memory) are ByteStreams; generators and open files are not.
-            if not isinstance(request.stream, self._stack.ByteStream):
-                # httpx hands back the last answer, so renewing here would return
-                # the login answer: the next request renews first instead.
-                self._core.suspect(lease.generation)
+            if not await self._retry_refused(request, response, lease):
                 return
-            # Free the refused answer's connection before waiting for the renewal:
-            # the renewal may need that very connection (pool exhausted by refused
-            # requests all waiting = deadlock). Its body is a few bytes.
-            try:
-                await response.aread()
-            except self._stack.DecodingError:
-                # Neither we nor httpx (which reads it before a retry) can read it:
-                # raise what it is, and let the next request renew first.
-                self._core.suspect(lease.generation)
-                raise _undecodable(response, "refusal") from None
             event = Refused(lease.generation, lease.account_id)
+
+    async def _retry_refused(self, request: Any, response: Any, lease: Lease) -> bool:
+        """Whether a request refused with *lease*'s token may be sent again once
+        renewed; its answer is read first, to free its connection."""
+        # Bodies built from bytes, str, form data or JSON (and streams read into
+        # memory) are ByteStreams; generators and open files are not.
+        if not isinstance(request.stream, self._stack.ByteStream):
+            # httpx hands back the last answer, so renewing here would return
+            # the login answer: the next request renews first instead.
+            self._core.suspect(lease.generation)
+            return False
+        # Free the refused answer's connection before waiting for the renewal:
+        # the renewal may need that very connection (pool exhausted by refused
+        # requests all waiting = deadlock). Its body is a few bytes.
+        try:
+            await response.aread()
+        except self._stack.DecodingError:
+            # Neither we nor httpx (which reads it before a retry) can read it:
+            # raise what it is, and let the next request renew first.
+            self._core.suspect(lease.generation)
+            raise _undecodable(response, "refusal") from None
+        return True
 
     # -- for callers that send the exchanges themselves -----------------------------
 
@@ -288,19 +306,24 @@ class BearerFlow(Credentials):
 
     # -- the exchange loop ------------------------------------------------------------
 
-    async def _renew(self, event: Event) -> AsyncGenerator[Any, Any]:
+    async def _renew(
+        self, event: Event, step: Step | None = None
+    ) -> AsyncGenerator[Any, Any]:
         """Yield exchange requests (send each, send back its answer), then the lease
-        to use, or None when a refusal must go back to its caller."""
+        to use, or None when a refusal must go back to its caller. *step* is the
+        machine's first answer when the caller already asked it."""
         core = self._core
         waited: int | None = None
         while True:
-            step = core.plan(event, waited)
+            if step is None:
+                step = core.plan(event, waited)
             if isinstance(step, Use):
                 yield step.lease
                 return
             if isinstance(step, Wait):
                 await core.wait(step.flight)
                 waited = step.flight
+                step = None
                 continue
             if isinstance(step, Share):
                 raise step.failure.raise_copy()  # one attempt, one outcome
