@@ -22,6 +22,7 @@ import httpx
 
 from benchmarks.bench_auth import _static
 from benchmarks.bench_auth import measure as per_request_cost
+from benchmarks.bench_loopback import pull as _pull
 from teletracker_async import TeletrackerAuth
 from teletracker_async.testing import FakeClock, FakeTeletracker
 
@@ -437,31 +438,6 @@ def _delayed(seen: list[tuple[float, str]], old: str, done: list[float]) -> int:
 
 
 # -- 3. loopback: see bench_loopback.py ---------------------------------------------
-
-
-async def _pull(
-    call: Callable[[], Awaitable[None]], requests: int, concurrency: int
-) -> dict[str, float]:
-    latencies: list[float] = []
-    per, extra = divmod(requests, concurrency)
-
-    async def worker(count: int) -> None:
-        for _ in range(count):
-            started = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for index in range(concurrency):
-            tg.start_soon(worker, per + (index < extra))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-    }
 
 
 # -- 4. peers -------------------------------------------------------------------------
