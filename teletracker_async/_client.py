@@ -1033,6 +1033,9 @@ class TeletrackerClient:
             try:
                 # One try, inlined (this is every call's path): the checks, then
                 # the queue in front of the pool, then the send.
+                # A call in a cancelled scope sends nothing: a transport need not
+                # check before it sends (anyio's acquire() used to check this).
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 slots = self._ready()
                 if slots is _FULL:
                     slots = await self._queue(request, options)
