@@ -875,16 +875,12 @@ class TeletrackerClient:
         shared = self._shared
         if shared.closed:
             self._check_open()
-        try:
-            loop: object = asyncio.get_running_loop()  # _current_loop(), inlined
-        except RuntimeError:
-            loop = None  # trio: _check_loop() looks at its token
-        if loop is None or loop is not shared.loop:
+        if _current_loop() is not shared.loop:
             self._check_loop()
         slots = shared.slots
         if slots is not None:
             try:
-                slots.acquire_nowait()  # no checkpoint, no await
+                slots.acquire_nowait()  # the caller checked for cancellation
             except anyio.WouldBlock:
                 return _FULL
         return slots
@@ -1128,9 +1124,8 @@ class TeletrackerClient:
             self._check_account(
                 f"{method} {path}", check_account_id(params["account_id"])
             )
-        shared = self._shared
-        url = f"{shared.base_url}{path}" if path.startswith("/") else path  # _url()
-        build = shared.http.build_request
+        url = self._url(path)
+        build = self._shared.http.build_request
         response = await self._send(
             lambda: build(method, url, params=params, data=data, json=json, **extra),
             options,
