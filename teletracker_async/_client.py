@@ -425,6 +425,11 @@ class _Shared:
     options: _Options
     #: The size of the queue's pool, when it has one.
     connections: int | None = None
+    #: Whether the pool behind the queue is the stack's own (a released slot is
+    #: handed over while the connection still reads; see ``_tries``).
+    handover: bool = False
+    #: Coroutines waiting in the queue now.
+    queued: int = 0
     loop: object = None
     closed: bool = False
     #: account id -> the view with its own session for it (the client's settings).
@@ -574,8 +579,9 @@ class TeletrackerClient:
             # measured), and a request waiting here has not been given a token yet,
             # so a long wait cannot make it arrive with an expired one (or, after
             # switch_account, with the other account's). That is why httpx2 keeps
-            # it too, though its pool has no herd to spare (its cost there is
-            # measured: benchmarks/bench_loopback.py, ours_httpx2_sem).
+            # it too, though its pool has no herd to spare; there the queue hands
+            # a connection over before it goes idle (Stack.hand_over), which makes
+            # it cost nothing (benchmarks/bench_loopback.py, ours_httpx2_sem).
             slots=None
             if limits.max_connections is None or http_client is not None
             else anyio.Semaphore(limits.max_connections, fast_acquire=True),
@@ -583,6 +589,11 @@ class TeletrackerClient:
             request_headers=request_headers,
             options=_Options(None, max_retries, total),
             connections=limits.max_connections,
+            handover=stack.hand_over
+            and (
+                transport is None
+                or isinstance(transport, stack.module.AsyncHTTPTransport)
+            ),
         )
         self._auth = auth
         self._options = self._shared.options
@@ -890,12 +901,17 @@ class TeletrackerClient:
         semaphore, acquired."""
         slots = self._shared.slots
         assert slots is not None  # noqa: S101 - _ready() said it was full
-        pool = (options.timeout or self._shared.http.timeout).pool
-        if pool is None:
-            await slots.acquire()
-            return slots
-        with anyio.move_on_after(pool) as waiting:
-            await slots.acquire()
+        shared = self._shared
+        pool = (options.timeout or shared.http.timeout).pool
+        shared.queued += 1
+        try:
+            if pool is None:
+                await slots.acquire()
+                return slots
+            with anyio.move_on_after(pool) as waiting:
+                await slots.acquire()
+        finally:
+            shared.queued -= 1
         if waiting.cancelled_caught:
             raise self._no_free_connection(request, pool)
         return slots
@@ -949,6 +965,21 @@ class TeletrackerClient:
             f"{where} to {request.url.host}: {type(exc).__name__}: {exc}",
             host=request.url.host,
         )
+
+    def _after_refusal(
+        self,
+        response: Any,
+        may_repeat: bool,
+        attempt: int,
+        options: _Options,
+        deadline: float,
+    ) -> float | None:
+        """Seconds before retrying a request refused with a retryable status, or
+        None to give the answer to the caller."""
+        if not may_repeat:
+            return None
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return self._wait(attempt, retry_after, options, deadline)
 
     def _after_auth_failure(
         self,
@@ -1005,7 +1036,7 @@ class TeletrackerClient:
             host=httpx.URL(self._shared.base_url).host,
         )
 
-    async def _tries(
+    async def _tries(  # noqa: C901 - one try inlined, as it is every call's path
         self,
         make: Callable[[], Any],
         options: _Options,
@@ -1037,11 +1068,27 @@ class TeletrackerClient:
                     slots = await self._queue(request, options)
                 try:
                     response = await shared.http.send(
-                        request, auth=auth, follow_redirects=False
+                        request, auth=auth, follow_redirects=False, stream=True
                     )
                 finally:
+                    # The slot goes back when the answer's head is in, before its
+                    # body is read (see below).
                     if slots is not None:
                         slots.release()
+                try:
+                    if shared.queued and shared.handover:
+                        # Let the request at the head of the queue into the pool
+                        # while this connection is still busy reading: the pool
+                        # then hands the connection straight over when the body
+                        # is read. Otherwise the connection goes idle until that
+                        # request arrives, and every pool pass in between probes
+                        # each idle connection (httpcore2: half the throughput at
+                        # 100 connections, measured; bench_loopback).
+                        await anyio.lowlevel.checkpoint()
+                    await response.aread()
+                except BaseException:
+                    await response.aclose()
+                    raise
             except stack.TransportError as exc:
                 wait = self._after_no_answer(
                     exc=exc,
@@ -1059,13 +1106,17 @@ class TeletrackerClient:
                 reason = f"HTTP {exc.status_code} from the auth endpoint"
             else:
                 status = response.status_code
-                if status not in RETRY_STATUSES or not _may_repeat(method, idempotent):
+                if status not in RETRY_STATUSES:
                     return response
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                wait = self._wait(attempt, retry_after, options, deadline)
+                wait = self._after_refusal(
+                    response,
+                    _may_repeat(method, idempotent),
+                    attempt,
+                    options,
+                    deadline,
+                )
                 if wait is None:
                     return response
-                await response.aclose()
                 reason = f"HTTP {status}"
             attempt += 1
             logger.debug(
