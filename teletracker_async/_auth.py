@@ -214,7 +214,7 @@ class BearerFlow(Credentials):
                 step = core.plan(event)
                 while isinstance(step, Wait):
                     await core.wait(step.flight)
-                    step = core.plan(event, step.flight)
+                    step = core.replan(event, step.flight)
                 if isinstance(step, Use):
                     lease = step.lease
                 else:
@@ -313,17 +313,15 @@ class BearerFlow(Credentials):
         to use, or None when a refusal must go back to its caller. *step* is the
         machine's first answer when the caller already asked it."""
         core = self._core
-        waited: int | None = None
+        if step is None:
+            step = core.plan(event)
         while True:
-            if step is None:
-                step = core.plan(event, waited)
             if isinstance(step, Use):
                 yield step.lease
                 return
             if isinstance(step, Wait):
                 await core.wait(step.flight)
-                waited = step.flight
-                step = None
+                step = core.replan(event, step.flight)
                 continue
             if isinstance(step, Share):
                 raise step.failure.raise_copy()  # one attempt, one outcome

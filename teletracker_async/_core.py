@@ -30,6 +30,7 @@ import anyio.lowlevel
 
 from teletracker_async._config import WAIT_RECHECK
 from teletracker_async._session import (
+    NEED,
     Event,
     Exchange,
     FleetChoice,
@@ -38,6 +39,7 @@ from teletracker_async._session import (
     SessionMachine,
     Start,
     Step,
+    Use,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +57,10 @@ async def _settled() -> None:
 
 def _current_loop() -> object | None:
     """The running event loop (asyncio) or trio token, or None outside one."""
+    try:
+        return asyncio.get_running_loop()  # anyio's native token on asyncio, faster
+    except RuntimeError:
+        pass
     try:
         return anyio.lowlevel.current_token().native_token
     except Exception:  # noqa: BLE001 - sniffio's error type varies; no loop is no loop
@@ -132,6 +138,18 @@ class SessionCore:
                 owner = (_current_loop(), threading.current_thread())
                 self._owners[step.exchange.number] = owner
         return step
+
+    def replan(self, event: Event, flight: int) -> Step:
+        """:meth:`plan` for a caller that has just waited for *flight*.
+
+        When the renewal brought a token that serves a plain need, that is the
+        machine's answer (the fast path's own test, ``fast_until``), given without
+        its lock: in a storm every waiter but one comes through here.
+        """
+        lease = self.machine.lease
+        if event is NEED and lease is not None and self._clock() < lease.fast_until:
+            return Use(lease)
+        return self.plan(event, flight)
 
     def wait(self, flight: int) -> Awaitable[None]:
         """Wait, without blocking the event loop, until *flight* has settled.
