@@ -502,3 +502,37 @@ def test_a_switch_adopts_a_record_of_the_account_it_switches_to() -> None:
     started(m.plan(10, Switch(2)))
     assert m.adoptable(seen("w9", expires_at=3000, account_id=2), 10, forced=True)
     assert not m.adoptable(seen("w9", expires_at=3000), 10, forced=True)
+
+
+def test_replan_after_waiting_gives_what_plan_gives() -> None:
+    """A waiter's next step after its flight (SessionCore.replan, which skips the
+    lock when the new token serves) is the machine's own answer in every case."""
+    from teletracker_async._core import SessionCore  # noqa: PLC0415
+
+    now = [100.0]
+    core = SessionCore(machine(), lambda: now[0])
+    m = core.machine
+    first = started(core.plan(NEED))
+    assert core.replan(NEED, first.number) == Wait(first.number)  # still in flight
+    lease = core.settle(first, answer())
+    # The renewal brought a token: use it (the lock-free path).
+    assert core.replan(NEED, first.number) == Use(lease)
+    assert m.plan(now[0], NEED, first.number) == Use(lease)
+    # A refused request's waiter goes through plan: a newer token to retry with.
+    assert core.replan(Refused(lease.generation - 1, None), first.number) == Use(lease)
+    # In the early window the fast path does not serve: plan decides (one refresh).
+    now[0] = lease.refresh_at + 1
+    early = started(core.replan(NEED, first.number))
+    assert core.replan(NEED, first.number) == Use(lease)  # others go on meanwhile
+    core.abort(early)
+    # Past expiry everyone waits, and a failed renewal is shared with its waiters.
+    now[0] = lease.expires_at + 1
+    second = started(core.replan(NEED, first.number))
+    assert core.replan(NEED, first.number) == Wait(second.number)
+    error = ServerError(503, "down")
+    assert core.fail(second, error) is None
+    shared = core.replan(NEED, second.number)
+    assert isinstance(shared, Share)
+    assert shared.failure.error is error
+    # ... but not with a caller that waited for an older flight: it starts anew.
+    assert started(core.replan(NEED, first.number)).number == second.number + 1
