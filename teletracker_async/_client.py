@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import inspect
 import json
 import logging
@@ -403,6 +404,72 @@ class _NotGiven:
 
 #: Every connection of the queue is busy (see ``TeletrackerClient._ready``).
 _FULL: Final = cast("anyio.Semaphore", object())
+
+
+def _hand_over_at_last_byte(
+    response: Any, slots: anyio.Semaphore, shared: _Shared
+) -> anyio.Semaphore | None:
+    """Let *response*'s body free its queue slot when its last byte is in.
+
+    Returns the slot, still the caller's to release, when the answer has no
+    Content-Length to tell its last byte by; None when the body took it over.
+
+    At the last byte the connection is still busy (its answer is not closed), so
+    the request at the head of the queue, let in right then, waits in the pool and
+    is handed the connection when the answer closes. Released after the close
+    instead, the connection sits idle until that request arrives, and every pool
+    pass in between probes each idle connection: on httpx2 that halved the
+    throughput at 100 connections (``benchmarks/bench_loopback.py``). A request
+    still takes its token only when a connection is about to be free.
+    """
+    length = response.headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) == 0:
+        return slots
+    response.stream = _handing_over(shared.stack.module.AsyncByteStream)(
+        response.stream, int(length), slots, shared
+    )
+    return None
+
+
+@functools.cache
+def _handing_over(base: type) -> type:
+    """The body stream of :func:`_hand_over_at_last_byte`, on *base*: the stack's
+    ``AsyncByteStream``."""
+
+    class HandingOver(base):  # type: ignore[misc]
+        def __init__(
+            self, stream: Any, length: int, slots: anyio.Semaphore, shared: _Shared
+        ) -> None:
+            self.stream = stream
+            self.remaining = length
+            self.slots: anyio.Semaphore | None = slots
+            self.shared = shared
+
+        def free(self) -> None:
+            slots, self.slots = self.slots, None
+            if slots is not None:
+                slots.release()
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            try:
+                async for chunk in self.stream:
+                    self.remaining -= len(chunk)
+                    if self.remaining <= 0 and self.slots is not None:
+                        self.free()
+                        if self.shared.queued:
+                            # The next request goes into the pool now, while
+                            # this connection is busy until the answer closes.
+                            await anyio.lowlevel.checkpoint()
+                    yield chunk
+            finally:
+                self.free()
+
+        async def aclose(self) -> None:
+            self.free()
+            await self.stream.aclose()
+
+    return HandingOver
+
 
 #: "Not given": None is a value (no timeout, no deadline).
 NOT_GIVEN: Final = _NotGiven()
@@ -1070,25 +1137,16 @@ class TeletrackerClient:
                     response = await shared.http.send(
                         request, auth=auth, follow_redirects=False, stream=True
                     )
+                    if slots is not None and shared.handover:
+                        slots = _hand_over_at_last_byte(response, slots, shared)
+                    try:
+                        await response.aread()
+                    except BaseException:
+                        await response.aclose()  # and the slot, if the body has it
+                        raise
                 finally:
-                    # The slot goes back when the answer's head is in, before its
-                    # body is read (see below).
                     if slots is not None:
                         slots.release()
-                try:
-                    if shared.queued and shared.handover:
-                        # Let the request at the head of the queue into the pool
-                        # while this connection is still busy reading: the pool
-                        # then hands the connection straight over when the body
-                        # is read. Otherwise the connection goes idle until that
-                        # request arrives, and every pool pass in between probes
-                        # each idle connection (httpcore2: half the throughput at
-                        # 100 connections, measured; bench_loopback).
-                        await anyio.lowlevel.checkpoint()
-                    await response.aread()
-                except BaseException:
-                    await response.aclose()
-                    raise
             except stack.TransportError as exc:
                 wait = self._after_no_answer(
                     exc=exc,

@@ -1,8 +1,9 @@
 """The queue's hand-over on a real pool: the fake served on 127.0.0.1 by the CLI.
 
-On httpx2 (``Stack.hand_over``) a request gives its slot back when its answer's head
-is in, and the next queued request enters the pool while that body is still being
-read, so the pool hands the connection straight over instead of letting it idle.
+On httpx2 (``Stack.hand_over``) a request gives its slot back when its answer's last
+byte is in (by Content-Length), and the next queued request enters the pool before
+that answer closes, so the pool hands the connection straight over instead of letting
+it idle.
 These tests drive hundreds of coroutines through a few real connections.
 """
 
