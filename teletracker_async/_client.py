@@ -456,10 +456,15 @@ def _handing_over(base: type) -> type:
                     self.remaining -= len(chunk)
                     if self.remaining <= 0 and self.slots is not None:
                         self.free()
-                        if self.shared.queued:
+                        waiting = self.shared.queued
+                        if waiting:
                             # The next request goes into the pool now, while
                             # this connection is busy until the answer closes.
                             await anyio.lowlevel.checkpoint()
+                            if self.shared.queued >= waiting:
+                                # It has not run yet: trio may run this task
+                                # first in their batch.
+                                await anyio.lowlevel.checkpoint()
                     yield chunk
             finally:
                 self.free()
