@@ -606,6 +606,19 @@ def test_serve_warns_when_allowed_beyond_loopback() -> None:
     assert done.returncode == 1
 
 
+def test_the_served_socket_listens_before_the_banner() -> None:
+    """`serve` prints its address once the socket listens: a client connecting at
+    once is queued until the server accepts, never refused."""
+    from teletracker_async.testing._doors import bind_socket  # noqa: PLC0415
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        with socket.create_connection(sock.getsockname()[:2], timeout=5):
+            pass  # nobody accepts yet: refused unless the socket listens
+    finally:
+        sock.close()
+
+
 def test_loopback_detection() -> None:
     """localhost, 127/8 and ::1 are loopback; anything else is not."""
     assert all(_is_loopback(h) for h in ("localhost", "127.0.0.1", "127.9.9.9", "::1"))

@@ -257,7 +257,12 @@ def serving(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket bound to *host*:*port* (0: a free port)."""
+    """A TCP socket bound to *host*:*port* (0: a free port), already listening.
+
+    Listening at once makes a banner printed right after it true: a client that
+    connects before the server has started accepting waits in the backlog instead
+    of being refused (``serve`` printed its address before uvicorn listened, and a
+    test that connected at once under load was refused)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only
     # when the protocol is spelled out, and without it Nagle's algorithm and
@@ -267,6 +272,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
+        sock.listen()  # the server raises the backlog when it starts
     except OSError:
         sock.close()
         raise
