@@ -35,10 +35,11 @@ class Stack:
     #: Transport failures worth retrying for idempotent requests.
     retryable: tuple[type[Exception], ...] = attrs.field(repr=False)
     #: Whether the client's queue lets its next request into this stack's own pool
-    #: before a connection frees (see ``TeletrackerClient._tries``). Measured
-    #: (``benchmarks/bench_loopback.py``): twice the throughput on httpx2 at 100
-    #: connections, where the pool probes every idle connection on each pass; 5 to
-    #: 8 % less on httpx at 8 connections x 2000 coroutines, the same at 100.
+    #: before a connection frees (see ``_hand_over_at_last_byte`` in _client.py).
+    #: Measured (``benchmarks/bench_loopback.py``): twice the throughput on httpx2
+    #: at 100 connections, where the pool probes every idle connection on each
+    #: pass; on httpx, 5 to 8 % less at 8 connections x 2000 coroutines and the same
+    #: at 100 (measured with the slot given back at the answer's head).
     hand_over: bool = False
 
     @classmethod

@@ -1,20 +1,15 @@
-"""Adversarial review of the hand-over (the slot goes back when the answer's head is
-in, before its body is read; on httpx2 a checkpoint lets the next queued request into
-the pool first).
+"""What the queue must still guarantee with its hand-over (from an adversarial review).
 
-Each test here states a guarantee the queue gave before that change and fails on it.
-Bodies are held by a wrapping transport (a slow answer on a slow link, a big report);
-nothing here asserts on elapsed time.
+The first version gave the slot back at the answer's head; every test in sections
+1 to 3 failed on it, and the slot now goes back at the answer's last byte. Bodies are
+held by a wrapping transport (a slow answer on a slow link, a big report); nothing
+here asserts on elapsed time.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -164,8 +159,8 @@ async def test_limits_bound_requests_in_flight_on_any_transport(
     (``FakeTeletracker().transport()``, a custom transport, or a stack transport built
     with its own ``limits``: the client's are then ignored by httpx): the SDK's queue
     is the only bound. Answers that are slow to read must still hold their slot: at
-    most 2 requests may be in flight. With the slot given back at the head, all 10
-    are."""
+    most 2 requests may be in flight (with the slot given back at the head, all 10
+    were)."""
     module = importlib.import_module(stack)
     held = Held(hold=10)
     transport = holding(module, fake.transport(stack=stack), held)  # type: ignore[call-overload]
@@ -181,40 +176,6 @@ async def test_limits_bound_requests_in_flight_on_any_transport(
     assert most <= 2, f"{most} requests in flight through a queue of 2"
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[str]:
-    """The fake, served by ``teletracker serve`` in its own process."""
-    child = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "teletracker_async",
-            "serve",
-            "--port",
-            "0",
-            "--lifetime",
-            "600",
-            "--user",
-            f"{USERNAME}:{PASSWORD}:1,2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert child.stdout is not None
-    url = child.stdout.readline().split("listening on ")[1].split()[0]
-    try:
-        yield url
-    finally:
-        child.send_signal(signal.SIGINT)
-        try:
-            child.communicate(timeout=20)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            child.kill()
-            child.communicate()
-
-
 def _served_client(stack: str, url: str, transport: Any, **options: Any) -> Any:
     return TeletrackerClient(
         auth=bearer_auth_class(stack)(USERNAME, PASSWORD, base_url=url),
@@ -227,9 +188,9 @@ async def test_limits_bound_open_connections_with_a_stack_transport(
     stack: str, served: str
 ) -> None:
     """The common real case: ``transport=httpx.AsyncHTTPTransport(retries=1)`` (its
-    own pool: 100 connections) and ``limits`` of 2 for the client. Before, at most 2
-    connections were open at once; now one per answer being read (10 here), up to
-    the transport's 100: the server sees 50 times the concurrency asked for."""
+    own pool: 100 connections) and ``limits`` of 2 for the client: at most 2
+    connections open at once (with the slot given back at the head, one per answer
+    being read, up to the transport's 100)."""
     module = importlib.import_module(stack)
     held = Held(hold=10)
     transport = holding_pool(module, held, retries=1)
@@ -255,8 +216,8 @@ async def test_switch_account_under_load_with_slow_answers(
     """test_switch_account_under_load, with the answers held while their body is
     read instead of at the server: requests still waiting for a connection slot
     have no token yet, so after switch_account they must go out on the new
-    account. Now the slot is given back at the head, the waiting requests go out
-    (on the old account) while the first answers are still being read."""
+    account (with the slot given back at the head, they went out on the old one
+    while the first answers were still being read)."""
     module = importlib.import_module(stack)
     pool = 4
     held = Held(hold=pool)
@@ -287,9 +248,9 @@ async def test_no_token_expires_while_waiting_for_a_connection(
     """README: the queue lets 'a request get its token only when it is about to go
     out, not seconds before'. A pool of 2 ('connections' held until the body is
     read), two answers slow to read, two more calls waiting; the token expires
-    meanwhile. Before: the waiting calls got a fresh token when a connection freed,
-    and no request was refused. Now they take their token into the pool's own queue
-    and arrive with an expired one: 401, renewal, resend."""
+    meanwhile: the waiting calls get a fresh token when a connection frees, and no
+    request is refused (with the slot given back at the head, they took their token
+    into the pool's own queue and arrived with an expired one)."""
     module = importlib.import_module(stack)
     held = Held(hold=2)
     inner = fake.transport(max_connections=2, stack=stack)  # type: ignore[call-overload]
@@ -323,10 +284,9 @@ async def test_pool_timeout_is_one_wait_not_a_retried_one(
 ) -> None:
     """timeout.pool 'bounds the wait for a connection, in the SDK's queue as in
     httpx's pool'. One connection, its answer slow to read, a second call with
-    pool=0.05: before, it waited 0.05 s in the queue and got 'no free connection
-    ... nothing was sent'. Now it gets the slot at once, waits in httpx's pool,
-    gets PoolTimeout there, which is retried (not_sent) with backoff: the wait for
-    a connection becomes (max_retries + 1) x pool plus the backoffs."""
+    pool=0.05: it waits 0.05 s in the queue and gets 'no free connection ...
+    nothing was sent', once (with the slot given back at the head, it waited in
+    httpx's pool instead, and its PoolTimeout was retried with backoff)."""
     module = importlib.import_module(stack)
     held = Held(hold=1)
     transport = holding_pool(module, held, limits=module.Limits(max_connections=1))
@@ -360,11 +320,10 @@ async def test_pool_timeout_is_one_wait_not_a_retried_one(
 
 async def test_every_queued_request_is_handed_the_connection(served: str) -> None:
     """httpx2, one connection, 40 calls queued: each call after the first must enter
-    the pool while the answer ahead of it is being read (that is the hand-over). On
-    asyncio it is so for all 39. On trio the checkpoint puts this task and the woken
-    waiter in the same batch, and trio runs a batch in reverse order half the time:
-    then the body is read and the connection idles before the waiter gets in, for
-    about half the calls."""
+    the pool while the answer ahead of it is being read (that is the hand-over), on
+    asyncio and on trio (trio runs a batch of tasks in reverse order half the time:
+    with a single checkpoint, this task closed its answer before the woken waiter
+    got in for about half the calls)."""
     module = pytest.importorskip("httpx2")
     held = Held(hold=0)
     transport = holding_pool(module, held, limits=module.Limits(max_connections=1))
