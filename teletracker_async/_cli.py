@@ -233,8 +233,12 @@ async def _pull(
 
 
 @contextlib.contextmanager
-def _served_elsewhere(lifetime: float) -> Iterator[str]:
-    """Serve a fake in a child process (its own core and GIL); yield its URL."""
+def _served_elsewhere(
+    lifetime: float, user: str = f"{DEMO_USER}:{DEMO_PASSWORD}:1"
+) -> Iterator[str]:
+    """Serve a fake in a child process (its own core and GIL); yield its URL.
+
+    *user* is ``serve --user``'s ``NAME:PASSWORD:ACCOUNT,...``."""
     command = [
         sys.executable,
         "-m",
@@ -245,7 +249,7 @@ def _served_elsewhere(lifetime: float) -> Iterator[str]:
         "--lifetime",
         repr(lifetime),
         "--user",
-        f"{DEMO_USER}:{DEMO_PASSWORD}:1",
+        user,
     ]
     child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

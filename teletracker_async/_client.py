@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import functools
 import inspect
@@ -45,6 +44,7 @@ from teletracker_async._converter import (
     decode_json,
     structure,
 )
+from teletracker_async._core import _current_loop
 from teletracker_async._credentials import (
     EXCHANGE,
     Credentials,
@@ -379,14 +379,6 @@ def _may_repeat(method: str, idempotent: bool | None) -> bool:
     return method in IDEMPOTENT_METHODS if idempotent is None else idempotent
 
 
-def _current_loop() -> object:
-    """The running event loop (asyncio) or trio token."""
-    try:
-        return asyncio.get_running_loop()  # the common case, in a fraction of a µs
-    except RuntimeError:
-        return anyio.lowlevel.current_token().native_token
-
-
 @attrs.frozen
 class _Options:
     """What a view may change: per-call settings."""
@@ -497,8 +489,8 @@ class _Shared:
     options: _Options
     #: The size of the queue's pool, when it has one.
     connections: int | None = None
-    #: Whether the pool behind the queue is the stack's own (a released slot is
-    #: handed over while the connection still reads; see ``_tries``).
+    #: Whether the pool behind the queue is the stack's own, so that a slot is
+    #: handed over before its connection frees (``_hand_over_at_last_byte``).
     handover: bool = False
     #: Coroutines waiting in the queue now.
     queued: int = 0

@@ -58,7 +58,9 @@ async def _settled() -> None:
 def _current_loop() -> object | None:
     """The running event loop (asyncio) or trio token, or None outside one."""
     try:
-        return asyncio.get_running_loop()  # anyio's native token on asyncio, faster
+        # anyio's native token on asyncio, in a fraction of a µs (the client asks
+        # on every request).
+        return asyncio.get_running_loop()
     except RuntimeError:
         pass
     try:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -17,6 +14,7 @@ import httpx
 import pytest
 
 from teletracker_async import TeletrackerAuth
+from teletracker_async._cli import _served_elsewhere
 from teletracker_async._redis_server import RedisServer as _RedisServer
 from teletracker_async._redis_server import find_redis_server
 from teletracker_async.testing import FakeClock, FakeTeletracker
@@ -181,32 +179,5 @@ def redis_factory(
 def served() -> Iterator[str]:
     """The fake on 127.0.0.1, served by ``teletracker-async serve`` in its own process
     (users: USERNAME with PASSWORD, accounts 1 and 2); yields its base URL."""
-    child = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "teletracker_async",
-            "serve",
-            "--port",
-            "0",
-            "--lifetime",
-            "600",
-            "--user",
-            f"{USERNAME}:{PASSWORD}:1,2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert child.stdout is not None
-    url = child.stdout.readline().split("listening on ")[1].split()[0]
-    try:
+    with _served_elsewhere(600, user=f"{USERNAME}:{PASSWORD}:1,2") as url:
         yield url
-    finally:
-        child.send_signal(signal.SIGINT)
-        try:
-            child.communicate(timeout=20)
-        except subprocess.TimeoutExpired:  # pragma: no cover - it stops on SIGINT
-            child.kill()
-            child.communicate()
