@@ -13,7 +13,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import anyio.lowlevel
@@ -394,8 +394,14 @@ class _NotGiven:
         return "NOT_GIVEN"
 
 
-#: Every connection of the queue is busy (see ``TeletrackerClient._ready``).
-_FULL: Final = cast("anyio.Semaphore", object())
+def _took(slots: anyio.Semaphore) -> bool:
+    """Take a free connection of the queue, without a yield (the caller checked for
+    cancellation); False when every one is busy."""
+    try:
+        slots.acquire_nowait()
+    except anyio.WouldBlock:
+        return False
+    return True
 
 
 def _hand_over_at_last_byte(
@@ -495,6 +501,11 @@ class _Shared:
     #: Coroutines waiting in the queue now.
     queued: int = 0
     loop: object = None
+    #: The bound loop's own cancellation check (found once, when the loop binds:
+    #: ``anyio.lowlevel.checkpoint_if_cancelled`` looks the backend up each call).
+    checkpoint_if_cancelled: Callable[[], Awaitable[None]] = (
+        anyio.lowlevel.checkpoint_if_cancelled
+    )
     closed: bool = False
     #: account id -> the view with its own session for it (the client's settings).
     accounts: dict[int, TeletrackerClient] = attrs.field(factory=dict)
@@ -695,7 +706,7 @@ class TeletrackerClient:
                             request.headers[key] = value
 
             hooks["request"] = [exchange_headers, *hooks.get("request", ())]
-        return module.AsyncClient(
+        return stack.AsyncClient(
             auth=auth,
             base_url=auth.base_url,
             transport=transport,
@@ -913,6 +924,9 @@ class TeletrackerClient:
             return
         if shared.loop is None:
             shared.loop = loop
+            shared.checkpoint_if_cancelled = (
+                anyio.lowlevel.current_token().backend_class.checkpoint_if_cancelled
+            )
         else:
             raise RuntimeError(
                 "this TeletrackerClient was first used in another event loop (a "
@@ -939,32 +953,11 @@ class TeletrackerClient:
             return None  # the retry could not finish in time: the real error now
         return wait
 
-    def _ready(self) -> anyio.Semaphore | None:
-        """Check that this client can send from here, and take a free connection.
-
-        Returns:
-            The queue's semaphore, acquired; None when there is no queue (no
-            limit, or your own client's pool); :data:`_FULL` when every
-            connection is busy (then :meth:`_queue` waits for one).
-        """
-        shared = self._shared
-        if shared.closed:
-            self._check_open()
-        if _current_loop() is not shared.loop:
-            self._check_loop()
-        slots = shared.slots
-        if slots is not None:
-            try:
-                slots.acquire_nowait()  # the caller checked for cancellation
-            except anyio.WouldBlock:
-                return _FULL
-        return slots
-
     async def _queue(self, request: Any, options: _Options) -> anyio.Semaphore:
         """Wait for a free connection, at most the pool timeout; return the queue's
         semaphore, acquired."""
         slots = self._shared.slots
-        assert slots is not None  # noqa: S101 - _ready() said it was full
+        assert slots is not None  # noqa: S101 - the caller found it full
         shared = self._shared
         pool = (options.timeout or shared.http.timeout).pool
         shared.queued += 1
@@ -1100,7 +1093,7 @@ class TeletrackerClient:
             host=httpx.URL(self._shared.base_url).host,
         )
 
-    async def _tries(  # noqa: C901 - one try inlined, as it is every call's path
+    async def _tries(  # noqa: C901, PLR0912 - one try inlined: every call's path
         self,
         make: Callable[[], Any],
         options: _Options,
@@ -1124,11 +1117,14 @@ class TeletrackerClient:
             try:
                 # One try, inlined (this is every call's path): the checks, then
                 # the queue in front of the pool, then the send.
+                if shared.closed or _current_loop() is not shared.loop:
+                    self._check_open()
+                    self._check_loop()
                 # A call in a cancelled scope sends nothing: a transport need not
                 # check before it sends (anyio's acquire() used to check this).
-                await anyio.lowlevel.checkpoint_if_cancelled()
-                slots = self._ready()
-                if slots is _FULL:
+                await shared.checkpoint_if_cancelled()
+                slots = shared.slots
+                if slots is not None and not _took(slots):
                     slots = await self._queue(request, options)
                 try:
                     response = await shared.http.send(

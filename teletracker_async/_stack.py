@@ -34,6 +34,9 @@ class Stack:
     not_sent: tuple[type[Exception], ...] = attrs.field(repr=False)
     #: Transport failures worth retrying for idempotent requests.
     retryable: tuple[type[Exception], ...] = attrs.field(repr=False)
+    #: The ``AsyncClient`` the SDK builds for itself: the module's, keeping no
+    #: cookie from an answer (see :func:`_keeping_no_answer_cookies`).
+    AsyncClient: Any = attrs.field(repr=False)
     #: Whether the client's queue lets its next request into this stack's own pool
     #: before a connection frees (see ``_hand_over_at_last_byte`` in _client.py).
     #: Measured (``benchmarks/bench_loopback.py``): twice the throughput on httpx2
@@ -60,7 +63,47 @@ class Stack:
                 module.RemoteProtocolError,
             ),
             hand_over=hand_over,
+            AsyncClient=_keeping_no_answer_cookies(module),
         )
+
+
+def _keeping_no_answer_cookies(module: ModuleType) -> type[Any]:
+    """*module*'s ``AsyncClient``, with a cookie jar that no answer writes to.
+
+    The client a ``TeletrackerClient`` builds is one of these (yours, passed as
+    ``http_client``, is left as it is):
+
+    - the API authenticates by bearer token and sets no cookie;
+    - one client serves every account's view and session, so a jar would carry a
+      cookie one account's answer set onto every other account's requests;
+    - httpx copies each answer into a urllib cookie jar, measured at 27 of the 89 µs
+      a ``request_json`` call cost (``benchmarks/bench_request_json.py``).
+
+    Cookies you give (``cookies=``, or set on ``client.http.cookies``) are sent as
+    with any client. Both stacks read the jar through the ``cookies`` property only
+    (``__init__`` and the setter aside), which is what this overrides.
+    """
+
+    class Cookies(module.Cookies):  # type: ignore[misc, name-defined]
+        def extract_cookies(self, response: Any) -> None:
+            """Keep no cookie from an answer."""
+
+    class AsyncClient(module.AsyncClient):  # type: ignore[misc, name-defined]
+        @property
+        def cookies(self) -> Any:
+            return self._given_cookies
+
+        @cookies.setter
+        def cookies(self, cookies: Any) -> None:
+            self._given_cookies = Cookies(cookies)
+
+        def __init__(self, *, cookies: Any = None, **options: Any) -> None:
+            self.cookies = cookies  # the base's __init__ reads no cookie
+            super().__init__(**options)
+
+    AsyncClient.__qualname__ = AsyncClient.__name__ = "AsyncClient"
+    AsyncClient.__module__ = __name__
+    return AsyncClient
 
 
 HTTPX = Stack.of(httpx)

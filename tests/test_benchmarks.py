@@ -63,7 +63,9 @@ def _check_figures(name: str, figures: Any) -> None:
 
 def _check_more_figures(name: str, figures: Any) -> None:
     if name == "request_json":
-        assert all(figures[k]["ratio"] > 0 for k in ("c1", "c100"))
+        for key in ("c1", "c100"):
+            assert figures[key]["ratio"] > 0
+            assert figures[key]["same_client_ratio"] > 0
     elif name == "stream":
         names = ("ideal", "stream", "stream_ahead4x", "stream_unbounded", "batches")
         assert all(figures[f"{n}_s"] > 0 for n in names)
