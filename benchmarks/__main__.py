@@ -57,7 +57,7 @@ WORKLOADS: dict[str, Workload] = {
     "early_window": Workload(suite.early_window, render.early_window, {"coroutines": 10_000}, {"coroutines": 50, "refresh_s": 0.01}),
     "contended_storms": Workload(suite.contended_storms, render.contended_storms, {}, {"sizes": (50,), "refresh_times": (0.01,)}),
     "contended_storms_no_gc": Workload(suite.contended_storms, render.contended_storms, {"sizes": (10_000, 50_000), "refresh_times": (0.05,), "collector": False}, {"sizes": (50,), "refresh_times": (0.01,), "collector": False}),
-    "loopback": Workload(bench_loopback.loopback, bench_loopback.render, {"cells": _CELLS, "requests": 1500, "rounds": 2}, {"cells": _QUICK_CELL, "requests": 40, "rounds": 1}),
+    "loopback": Workload(bench_loopback.loopback, bench_loopback.render, {"cells": _CELLS, "requests": 1500, "rounds": 3}, {"cells": _QUICK_CELL, "requests": 40, "rounds": 1}),
     "limits": Workload(bench_loopback.loopback, bench_loopback.render, {"cells": _LIMIT_CELLS, "clients": _OURS, "requests": 1500, "rounds": 2}, {"cells": _QUICK_CELL, "clients": _OURS, "requests": 40, "rounds": 1}),
     "limits_30ms": Workload(bench_loopback.loopback, bench_loopback.render, {"cells": _LIMIT_CELLS, "clients": _OURS, "requests": 2000, "rounds": 2, "latency": 0.03}, {"cells": _QUICK_CELL, "clients": _OURS, "requests": 40, "rounds": 1, "latency": 0.03}),
     "peers": Workload(suite.peers, render.peers, {"coroutines": 1000, "cost_requests": 300, "lifetime": 6.0}, {"coroutines": 20, "cost_requests": 10, "lifetime": 2.0}, needs=("authlib", "httpx_auth")),
