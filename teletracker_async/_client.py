@@ -923,10 +923,8 @@ class TeletrackerClient:
         if shared.loop is loop:
             return
         if shared.loop is None:
-            shared.loop = loop
-            shared.checkpoint_if_cancelled = (
-                anyio.lowlevel.current_token().backend_class.checkpoint_if_cancelled
-            )
+            check = anyio.lowlevel.current_token().backend_class.checkpoint_if_cancelled
+            shared.checkpoint_if_cancelled, shared.loop = check, loop
         else:
             raise RuntimeError(
                 "this TeletrackerClient was first used in another event loop (a "
@@ -1117,12 +1115,19 @@ class TeletrackerClient:
             try:
                 # One try, inlined (this is every call's path): the checks, then
                 # the queue in front of the pool, then the send.
-                if shared.closed or _current_loop() is not shared.loop:
+                # A call in a cancelled scope sends nothing: a transport need not
+                # check before it sends (anyio's acquire() used to check this). It
+                # is cancelled before any other check, closed client included; the
+                # loop's own check once the client is bound to this loop.
+                bound = _current_loop() is shared.loop
+                await (
+                    shared.checkpoint_if_cancelled
+                    if bound
+                    else anyio.lowlevel.checkpoint_if_cancelled
+                )()
+                if shared.closed or not bound:
                     self._check_open()
                     self._check_loop()
-                # A call in a cancelled scope sends nothing: a transport need not
-                # check before it sends (anyio's acquire() used to check this).
-                await shared.checkpoint_if_cancelled()
                 slots = shared.slots
                 if slots is not None and not _took(slots):
                     slots = await self._queue(request, options)

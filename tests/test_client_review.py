@@ -51,6 +51,29 @@ async def test_a_call_in_a_cancelled_scope_sends_nothing(
         assert fake.stats.data_requests == 0  # the server never saw the POST
 
 
+async def test_a_cancelled_scope_wins_over_every_other_check(
+    fake: FakeTeletracker, clock: FakeClock
+) -> None:
+    """In an already-cancelled scope a call is cancelled before anything else is
+    checked: on a closed client (no RuntimeError through the scope, as at shutdown
+    after ``aclose()``), and as a fresh client's first call, which binds no loop."""
+    client = _client(fake, clock)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await client.request_json("GET", "/echo")
+    assert scope.cancelled_caught
+    assert client._shared.loop is None  # nothing was bound
+    async with client:
+        await client.session()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await client.request_json("GET", "/echo")
+    assert scope.cancelled_caught
+    assert fake.stats.data_requests == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.request_json("GET", "/echo")
+
+
 async def test_slots_balance_after_every_failure(
     fake: FakeTeletracker, clock: FakeClock
 ) -> None:
