@@ -7,8 +7,8 @@ which keeps no cookie from an answer: the difference between the two floors is h
 cookie jar, and ours against the second is the client around the request alone (its
 queue, cancellation check, retry loop, error mapping and envelope check). All run over
 ``MockTransport`` (no sockets) on one logged-in ``TeletrackerAuth``, with the SDK's
-default limits, in alternating rounds (each in every position in turn); the figures
-are ratios of medians.
+default limits, in rounds of rotating order (each in every position in turn); the
+figures are ratios of medians.
 
     uv run python -m benchmarks.bench_request_json
 """

@@ -76,8 +76,9 @@ def _keeping_no_answer_cookies(module: ModuleType) -> type[Any]:
     - the API authenticates by bearer token and sets no cookie;
     - one client serves every account's view and session, so a jar would carry a
       cookie one account's answer set onto every other account's requests;
-    - httpx copies each answer into a urllib cookie jar, measured at 27 of the 89 µs
-      a ``request_json`` call cost (``benchmarks/bench_request_json.py``).
+    - httpx copies each answer into a urllib cookie jar: most of the difference
+      between the two by-hand floors of ``benchmarks/bench_request_json.py`` (a
+      plain client against this one; the README quotes the run).
 
     Cookies you give (``cookies=``, or set on ``client.http.cookies``) are sent as
     with any client. Both stacks read the jar through the ``cookies`` property only
