@@ -264,6 +264,12 @@ class SessionCore:
             self.machine.suspect_generation(generation)
 
     def _land(self, exchange: Exchange) -> dict[object, anyio.Event]:
+        """The flight's owner and waiters, once the machine has ended it; nothing
+        while it goes on (a deferral with no usable token keeps the flight): its
+        waiters keep waiting on it, and its owner stays known, so that no waiter
+        takes it for abandoned and starts a second flight beside it."""
+        if self.machine.flight is exchange:
+            return {}
         self._owners.pop(exchange.number, None)
         return self._waiters.pop(exchange.number, {})
 

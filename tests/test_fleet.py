@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from teletracker_async import TeletrackerAuth
-from teletracker_async._config import FLEET_WAIT, LEASE_TTL
+from teletracker_async._config import FLEET_WAIT, LEASE_TTL, WAIT_RECHECK
 from teletracker_async.stores import (
     MemoryTokenStore,
     StoredRecord,
@@ -242,7 +242,9 @@ async def test_past_the_deadline_a_process_waits_for_the_holders_session(
         tg.start_soon(a.get)
         await gate.arrived.wait()
         tg.start_soon(b_burst)
-        await anyio.sleep(0.3)  # b polls the store meanwhile
+        # b polls the store meanwhile, past several of its waiters' liveness
+        # rechecks: they must keep waiting on b's one flight.
+        await anyio.sleep(4 * WAIT_RECHECK)
         assert not results
         gate.release()
     assert results == [200] * 200
@@ -317,11 +319,14 @@ async def test_a_refresher_cancelled_after_spending_leaves_a_login(
 
 @attrs.define
 class Flaky:
-    """A MemoryTokenStore that can be unplugged, or can lie about trust."""
+    """A MemoryTokenStore that can be unplugged, lie about trust, or answer loads
+    only once ``thawed`` is set (a frozen server)."""
 
     inner: MemoryTokenStore
     down: bool = False
     distrust: bool = False
+    thawed: anyio.Event | None = None
+    acquired: anyio.Event | None = None  # set on the next acquire
     calls: list[str] = attrs.field(factory=list)
 
     def _check(self, name: str) -> None:
@@ -331,6 +336,8 @@ class Flaky:
 
     async def load(self, key: str) -> StoredRecord | None:
         self._check("load")
+        if self.thawed is not None:
+            await self.thawed.wait()
         record = await self.inner.load(key)
         if record is not None and self.distrust:
             record = attrs.evolve(record, trusted=False)
@@ -338,6 +345,8 @@ class Flaky:
 
     async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
         self._check("acquire")
+        if self.acquired is not None:
+            self.acquired.set()
         return await self.inner.acquire(key, holder, ttl)
 
     async def release(self, key: str, holder: str) -> bool:
@@ -356,6 +365,45 @@ class Flaky:
 
     async def aclose(self) -> None:
         pass
+
+
+async def test_a_frozen_store_keeps_one_flight_per_process(fleet: Fleet) -> None:
+    """No token yet, the lease held elsewhere, and the store stops answering while
+    the process polls it for the holder's session: its 200 waiters keep waiting
+    on its one flight across several of their liveness rechecks, and it adopts the
+    session once the store answers. A second flight would spend the adopted
+    record at once: a refresh of a session seconds old (the fleet suite saw it
+    with Redis frozen by SIGSTOP)."""
+    a = await fleet.add()
+    flaky = Flaky(fleet.store)
+    b = await fleet.add(store=flaky)
+    gate = fleet.fake.pause_next("login")
+    flaky.acquired = anyio.Event()
+    results: list[int] = []
+
+    async def b_burst() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(200):
+                tg.start_soon(lambda: _status(b, results))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(a.get)
+        await gate.arrived.wait()  # a holds the lease, its login in flight
+        tg.start_soon(b_burst)
+        await flaky.acquired.wait()  # b found the lease taken: it polls
+        flaky.thawed = anyio.Event()  # the store freezes
+        await anyio.sleep(4 * WAIT_RECHECK)
+        gate.release()
+        await anyio.sleep(0.1)
+        assert not results
+        assert b.auth._core.machine.flights == 1
+        flaky.thawed.set()
+    assert results == [200] * 200
+    assert b.auth._core.machine.flights == 1
+    assert stats(b).adopted == 1
+    assert fleet.fake.stats.logins == 1
+    assert fleet.fake.stats.refreshes == 0
+    assert_clean(fleet.fake)
 
 
 async def test_an_unreachable_store_keeps_the_token_then_logs_in_privately(

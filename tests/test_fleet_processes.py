@@ -2,7 +2,8 @@
 session through a real store, against the fake served in its own process on
 127.0.0.1, while faults are injected: a refresher killed with SIGKILL after the
 server rotated, Redis killed and restarted empty or from a stale snapshot, Redis
-frozen with SIGSTOP, and a file-store lock holder killed.
+frozen with SIGSTOP (mid-run, and while the fleet waits for its first session),
+and a file-store lock holder killed.
 
 Sized for CI: 6 workers x 10 coroutines, tokens living 4 s, ~10 s per scenario.
 """
@@ -224,3 +225,23 @@ def test_redis_frozen_with_sigstop(served: str, redis: RedisServer) -> None:
     run = fleet(served, redis.url, during=fault)
     assert_safe(run)
     assert run.server["logins"] <= 2 + WORKERS
+
+
+def test_redis_frozen_while_the_fleet_waits_for_its_first_session(
+    served: str, redis: RedisServer
+) -> None:
+    """Redis freezes for 3 s right after the first login: the other workers, which
+    have no token yet, are polling for it. Each keeps one flight (its coroutines
+    wait on it past their liveness rechecks) and adopts the session when Redis
+    answers; no worker runs a second flight that would refresh a session seconds
+    old (it did, before the fix, in about one run in five on a loaded machine)."""
+
+    def fault() -> None:
+        wait_for(lambda: server_stats(served)["logins"] >= 1)
+        redis.freeze()
+        time.sleep(3)
+        redis.thaw()
+
+    run = fleet(served, redis.url, during=fault)
+    assert_safe(run)
+    assert run.server["logins"] <= 1 + private_renewals(run)
