@@ -233,15 +233,10 @@ async def test_past_the_deadline_a_process_waits_for_the_holders_session(
     gate = fleet.fake.pause_next("refresh")
     results: list[int] = []
 
-    async def b_burst() -> None:
-        async with anyio.create_task_group() as tg:
-            for _ in range(200):
-                tg.start_soon(lambda: _status(b, results))
-
     async with anyio.create_task_group() as tg:
         tg.start_soon(a.get)
         await gate.arrived.wait()
-        tg.start_soon(b_burst)
+        tg.start_soon(_burst, b, results)
         # b polls the store meanwhile, past several of its waiters' liveness
         # rechecks: they must keep waiting on b's one flight.
         await anyio.sleep(4 * WAIT_RECHECK)
@@ -256,6 +251,13 @@ async def test_past_the_deadline_a_process_waits_for_the_holders_session(
 
 async def _status(proc: Proc, into: list[int]) -> None:
     into.append((await proc.get()).status_code)
+
+
+async def _burst(proc: Proc, into: list[int], n: int = 200) -> None:
+    """*n* requests at once from *proc*, their statuses appended to *into*."""
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(_status, proc, into)
 
 
 async def test_a_stale_lease_holder_cannot_publish_over_the_winner(
@@ -381,15 +383,10 @@ async def test_a_frozen_store_keeps_one_flight_per_process(fleet: Fleet) -> None
     flaky.acquired = anyio.Event()
     results: list[int] = []
 
-    async def b_burst() -> None:
-        async with anyio.create_task_group() as tg:
-            for _ in range(200):
-                tg.start_soon(lambda: _status(b, results))
-
     async with anyio.create_task_group() as tg:
         tg.start_soon(a.get)
         await gate.arrived.wait()  # a holds the lease, its login in flight
-        tg.start_soon(b_burst)
+        tg.start_soon(_burst, b, results)
         await flaky.acquired.wait()  # b found the lease taken: it polls
         flaky.thawed = anyio.Event()  # the store freezes
         await anyio.sleep(4 * WAIT_RECHECK)
