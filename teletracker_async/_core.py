@@ -251,8 +251,13 @@ class SessionCore:
         return lease
 
     def abort(self, exchange: Exchange) -> None:
-        """End *exchange* with an unknown outcome, unless it has settled already."""
-        if self.machine.flight is not exchange:
+        """End *exchange* with an unknown outcome, unless it has settled already.
+
+        Its waiters are woken even when the machine no longer flies it: in a child
+        forked mid-renewal the machine forgot the flight, but the forking loop's
+        waiters stay registered on it and would otherwise wait forever.
+        """
+        if self.machine.flight is not exchange and exchange.number not in self._waiters:
             return  # settled (only its owner or _abandon end a flight): no lock needed
         with self._mutex:
             self.machine.abort(exchange, self._clock())

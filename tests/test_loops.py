@@ -252,3 +252,35 @@ def test_a_loop_whose_thread_is_gone_is_dead_whatever_it_claims() -> None:
         del loop.is_running
         loop.close()
     assert not _alive((loop, threading.current_thread()))  # closed
+
+
+@pytest.mark.anyio
+async def test_a_renewal_aborted_after_a_fork_wakes_its_waiters() -> None:
+    """A child forked while its loop ran a renewal: the child's core forgets the
+    flight, but that loop's waiters stay registered on it. If the renewal then
+    ends without an outcome (cancelled, its connection shared with the parent
+    broken), its waiters wake and renew for the child instead of waiting forever."""
+    from teletracker_async._core import SessionCore  # noqa: PLC0415 - the unit
+    from teletracker_async._session import SessionMachine  # noqa: PLC0415
+
+    core = SessionCore(SessionMachine(refresh_margin=60.0), FakeClock())
+    step = core.plan(NEED)
+    assert isinstance(step, Start)
+    exchange = step.exchange
+    woken = 0
+
+    async def waiter() -> None:
+        nonlocal woken
+        await core.wait(exchange.number)
+        woken += 1
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(200):
+                tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            core._after_fork()  # what os.fork runs in the child
+            core.abort(exchange)
+    assert woken == 200
+    assert not core.busy()
+    assert isinstance(core.plan(NEED), Start)  # the child's own login
