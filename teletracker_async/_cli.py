@@ -9,6 +9,7 @@ uvicorn); the library itself never imports them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import getpass
@@ -18,6 +19,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import signal
 import stat
 import subprocess
@@ -548,22 +550,16 @@ def _atomic_output(name: str) -> Iterator[IO[str]]:
     left exactly as it was.
     """
     target = Path(name)
+    temp, fd = _new_partial(target)
     try:
-        fd, temp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".partial", dir=target.parent
-        )
-    except OSError as exc:
-        raise CommandError(f"cannot write {name}: {exc.strerror}") from None
-    temp = Path(temp_name)
-    try:
-        try:
-            mode = stat.S_IMODE(target.stat().st_mode)
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        temp.chmod(mode)
         with open(fd, "w", encoding="utf-8", newline="") as stream:  # noqa: PTH123
+            try:
+                mode = stat.S_IMODE(target.stat().st_mode)
+            except OSError:
+                umask = os.umask(0)
+                os.umask(umask)
+                mode = 0o666 & ~umask
+            temp.chmod(mode)
             yield stream
             stream.flush()
             os.fsync(stream.fileno())  # on disk before it takes the old file's name
@@ -574,6 +570,28 @@ def _atomic_output(name: str) -> Iterator[IO[str]]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def _new_partial(target: Path) -> tuple[Path, int]:
+    """Create ``.NAME.XXXXXXXX.partial`` beside *target* (mode 0600): the path and
+    its open descriptor.
+
+    The path is named before the file exists, so a Ctrl-C at any point of the
+    creation (even just after ``open`` returned) removes it: ``mkstemp`` would
+    leave a file whose name was never returned.
+    """
+    for _ in range(100):
+        temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.partial"
+        try:
+            return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CommandError(f"cannot write {target}: {exc.strerror}") from None
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    raise CommandError(f"cannot write {target}: no free temporary name beside it")
 
 
 def _eta(seconds: float | None) -> str:
@@ -993,7 +1011,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TeletrackerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C. On Python 3.10, anyio's runner answers it by cancelling the main
+        # task and, without Task.uncancel, lets that CancelledError out instead of
+        # KeyboardInterrupt; nothing else cancels a run from outside.
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

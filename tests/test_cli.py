@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from teletracker_async import CallDataStream, TeletrackerClient
+from teletracker_async import CallDataStream, TeletrackerClient, _cli
 from teletracker_async._cli import (
     DemoResult,
     _CsvSink,
@@ -316,16 +316,16 @@ def test_ctrl_c_during_an_export_keeps_the_old_file(
             text=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 60  # a hang guard, not a measurement
-            while len(list(tmp_path.iterdir())) < 2:
-                assert time.monotonic() < deadline, "no temp file appeared"
-                assert child.poll() is None, child.communicate()
-                time.sleep(0.02)
+            # The export waits on the server once its request has connected (the
+            # run, and its Ctrl-C handling, are up by then).
+            silent.settimeout(60)  # a hang guard, not a measurement
+            connection, _ = silent.accept()  # held open, never answered
             (temp,) = [p for p in tmp_path.iterdir() if p != target]
             assert temp.name.startswith(".calls.jsonl.")
             assert temp.name.endswith(".partial")
             child.send_signal(signal.SIGINT)
             out, err = child.communicate(timeout=60)
+            connection.close()
         finally:
             if child.poll() is None:  # pragma: no cover - only when a test fails
                 child.kill()
@@ -333,6 +333,37 @@ def test_ctrl_c_during_an_export_keeps_the_old_file(
     assert (child.returncode, out, err) == (130, "", "interrupted\n")
     assert target.read_bytes() == b"old\n"
     assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("at", ["open", "mode"])
+def test_ctrl_c_while_the_temp_file_is_made_leaves_nothing_behind(
+    at: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C just after the temp file was created (before its descriptor was
+    returned, or before its mode was set): the temp file is removed, the old file
+    kept. (``mkstemp`` left it behind when Ctrl-C came before its name did.)"""
+    target = tmp_path / "calls.jsonl"
+    target.write_bytes(b"old\n")
+    real_open = os.open
+
+    def interrupted_open(*args: Any, **kwargs: Any) -> int:
+        fd = real_open(*args, **kwargs)
+        if at == "open":
+            os.close(fd)
+            raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(os, "open", interrupted_open)
+    if at == "mode":
+        monkeypatch.setattr(stat, "S_IMODE", _interrupt)
+    with pytest.raises(KeyboardInterrupt), _cli._atomic_output(str(target)):
+        pytest.fail("the body must not run")  # pragma: no cover
+    assert target.read_bytes() == b"old\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def _interrupt(*args: Any) -> Any:
+    raise KeyboardInterrupt
 
 
 def test_a_closed_pipe_ends_the_command_quietly(
