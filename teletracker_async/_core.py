@@ -192,9 +192,18 @@ class SessionCore:
     def _abandon(self, flight: int) -> None:
         with self._mutex:
             current = self.machine.flight
-            if current is None or current.number != flight:
-                return
-        self.abort(current)
+            if current is not None and current.number == flight:
+                stuck: Exchange | None = current
+                woken: dict[object, anyio.Event] = {}
+            else:
+                # Ended, or forgotten by a forked child whose owner thread was not
+                # copied: nobody will settle it, so its waiters are woken here.
+                stuck = None
+                self._owners.pop(flight, None)
+                woken = self._waiters.pop(flight, {})
+        if stuck is not None:
+            self.abort(stuck)
+        self._wake(woken)
 
     # -- outcomes ---------------------------------------------------------------------
 

@@ -284,3 +284,53 @@ async def test_a_renewal_aborted_after_a_fork_wakes_its_waiters() -> None:
     assert woken == 200
     assert not core.busy()
     assert isinstance(core.plan(NEED), Start)  # the child's own login
+
+
+@pytest.mark.anyio
+async def test_a_fork_wakes_the_waiters_of_another_threads_renewal() -> None:
+    """The renewal runs on another thread's loop, and 200 coroutines of this loop
+    wait on it across loops. This thread forks: in the child the owner's thread
+    was never copied and the session forgot the flight, so the waiters' liveness
+    check wakes them instead of rechecking forever."""
+    from teletracker_async._core import SessionCore  # noqa: PLC0415 - the unit
+    from teletracker_async._session import SessionMachine  # noqa: PLC0415
+
+    core = SessionCore(SessionMachine(refresh_margin=60.0), FakeClock())
+    started: list[Start] = []
+    planned, hold = threading.Event(), threading.Event()
+
+    def other_loop() -> None:
+        async def owner() -> None:
+            step = core.plan(NEED)
+            assert isinstance(step, Start)
+            started.append(step)
+            planned.set()
+            await anyio.to_thread.run_sync(hold.wait)
+
+        anyio.run(owner)
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    planned.wait()
+    exchange = started[0].exchange
+    woken = 0
+
+    async def waiter() -> None:
+        nonlocal woken
+        await core.wait(exchange.number)
+        woken += 1
+
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for _ in range(200):
+                    tg.start_soon(waiter)
+                await anyio.wait_all_tasks_blocked()
+                hold.set()
+                thread.join()  # as in the child: the owner's thread is gone
+                core._after_fork()  # what os.fork runs in the child
+    finally:
+        hold.set()
+        thread.join()
+    assert woken == 200
+    assert not core.busy()
