@@ -199,8 +199,7 @@ class SessionCore:
                 # Ended, or forgotten by a forked child whose owner thread was not
                 # copied: nobody will settle it, so its waiters are woken here.
                 stuck = None
-                self._owners.pop(flight, None)
-                woken = self._waiters.pop(flight, {})
+                woken = self._forget_flight(flight)
         if stuck is not None:
             self.abort(stuck)
         self._wake(woken)
@@ -284,8 +283,12 @@ class SessionCore:
         takes it for abandoned and starts a second flight beside it."""
         if self.machine.flight is exchange:
             return {}
-        self._owners.pop(exchange.number, None)
-        return self._waiters.pop(exchange.number, {})
+        return self._forget_flight(exchange.number)
+
+    def _forget_flight(self, flight: int) -> dict[object, anyio.Event]:
+        """Drop *flight*'s owner; its waiters, to wake (under the mutex)."""
+        self._owners.pop(flight, None)
+        return self._waiters.pop(flight, {})
 
     @staticmethod
     def _wake(woken: dict[object, anyio.Event]) -> None:
