@@ -7,7 +7,7 @@ lines. Registering one is one line in ``benchmarks/__main__.py``::
     "stream": Workload(bench_stream.run, render=bench_stream.render, quick={...}),
 
 ``python -m benchmarks --only stream`` runs it alone; ``--quick`` runs it at its
-smoke size (what ``tests/test_benchmarks.py`` uses). Each workload runs in a child
+smoke size (what ``tests/benchmarks/test_benchmark_smoke.py`` uses). Each workload runs in a child
 process of its own (``python -m benchmarks._harness NAME``), so that no workload
 inherits another's heap, garbage-collector generations or peak resident memory.
 """

@@ -4,10 +4,9 @@ One :class:`TeletrackerAuth` shares one bearer session between any number of
 coroutines: one login, one refresh per expiry, and no request lost to an expired token.
 """
 
-from teletracker_async._auth import TeletrackerAuth
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT
-from teletracker_async._exceptions import (
+from teletracker_async._errors import (
     AccountMismatchError,
     APIConnectionError,
     APIError,
@@ -24,8 +23,9 @@ from teletracker_async._exceptions import (
     TokenStoreError,
 )
 from teletracker_async._models import AuthSession
-from teletracker_async._schemes import IntegratorAuth, TeletrackerBasicAuth
-from teletracker_async._stream import CallDataStream
+from teletracker_async._reports import CallDataStream
+from teletracker_async._session.flow import TeletrackerAuth
+from teletracker_async._session.schemes import IntegratorAuth, TeletrackerBasicAuth
 
 __all__ = [
     "DEFAULT_LIMITS",

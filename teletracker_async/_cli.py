@@ -36,11 +36,11 @@ import anyio
 import attrs
 import httpx
 
-from teletracker_async._auth import TeletrackerAuth
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_BASE_URL
-from teletracker_async._exceptions import TeletrackerError
-from teletracker_async._stream import CallDataStream
+from teletracker_async._errors import TeletrackerError
+from teletracker_async._reports import CallDataStream
+from teletracker_async._session.flow import TeletrackerAuth
 from teletracker_async.testing import FakeStats, FakeTeletracker
 from teletracker_async.testing._doors import bind_socket, socket_url
 

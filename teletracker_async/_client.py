@@ -20,7 +20,12 @@ import anyio.lowlevel
 import attrs
 import httpx
 
-from teletracker_async._auth import BearerFlow, TeletrackerAuth
+from teletracker_async._call.answers import (
+    decode_error_body,
+    error_context,
+    error_for_status,
+    parse_retry_after,
+)
 from teletracker_async._config import (
     BACKOFF_BASE,
     DEFAULT_BASE_URL,
@@ -44,16 +49,7 @@ from teletracker_async._converter import (
     decode_json,
     structure,
 )
-from teletracker_async._core import _current_loop
-from teletracker_async._credentials import (
-    EXCHANGE,
-    Credentials,
-    check_account_id,
-    check_base_url,
-    check_positive_int,
-    secret_password,
-)
-from teletracker_async._exceptions import (
+from teletracker_async._errors import (
     AccountMismatchError,
     APIConnectionError,
     APIError,
@@ -64,22 +60,26 @@ from teletracker_async._exceptions import (
     TeletrackerError,
     detached,
 )
-from teletracker_async._fleet import StoreErrors
+from teletracker_async._http import HTTPX, Stack, stack_of
 from teletracker_async._models import AuthSession
-from teletracker_async._responses import (
-    decode_error_body,
-    error_context,
-    error_for_status,
-    parse_retry_after,
+from teletracker_async._reports import CallDataStream, windows_of
+from teletracker_async._secrets import (
+    EXCHANGE,
+    Credentials,
+    check_account_id,
+    check_base_url,
+    check_positive_int,
+    secret_password,
 )
-from teletracker_async._schemes import (
+from teletracker_async._session.core import _current_loop
+from teletracker_async._session.fleet import StoreErrors
+from teletracker_async._session.flow import BearerFlow, TeletrackerAuth
+from teletracker_async._session.schemes import (
     BasicScheme,
     IntegratorAuth,
     IntegratorScheme,
     TeletrackerBasicAuth,
 )
-from teletracker_async._stack import HTTPX, Stack, stack_of
-from teletracker_async._stream import CallDataStream, windows_of
 
 if TYPE_CHECKING:
     from typing_extensions import Self

@@ -19,7 +19,7 @@ import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, override
 
-from teletracker_async._exceptions import ResponseFormatError
+from teletracker_async._errors import ResponseFormatError
 
 __all__ = [
     "CallDataAnswer",

@@ -25,8 +25,8 @@ import anyio
 import attrs
 import httpx
 
-from teletracker_async._auth import TeletrackerAuth
-from teletracker_async._fleet import FleetLink
+from teletracker_async._session.fleet import FleetLink
+from teletracker_async._session.flow import TeletrackerAuth
 from teletracker_async.stores import StoreStats, TokenStore
 
 __all__ = ["FleetRun", "WorkerReport", "make_store", "run_fleet"]

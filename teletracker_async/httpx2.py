@@ -19,10 +19,10 @@ expiry for both stacks.
 from __future__ import annotations
 
 import httpx2
-from teletracker_async._auth import BearerFlow
-from teletracker_async._auth import TeletrackerAuth as _HttpxTeletrackerAuth
-from teletracker_async._schemes import BasicScheme, IntegratorScheme
-from teletracker_async._stack import httpx2_stack
+from teletracker_async._http import httpx2_stack
+from teletracker_async._session.flow import BearerFlow
+from teletracker_async._session.flow import TeletrackerAuth as _HttpxTeletrackerAuth
+from teletracker_async._session.schemes import BasicScheme, IntegratorScheme
 
 __all__ = ["IntegratorAuth", "TeletrackerAuth", "TeletrackerBasicAuth"]
 

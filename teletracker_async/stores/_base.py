@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from teletracker_async._exceptions import TokenStoreError
+from teletracker_async._errors import TokenStoreError
 
 __all__ = [
     "MemoryTokenStore",

@@ -1,0 +1,342 @@
+"""The I/O of the fleet protocol: one session shared through a token store.
+
+Every decision is the state machine's (:meth:`SessionMachine.adoptable`,
+:meth:`~SessionMachine.fleet_choice`, :meth:`~SessionMachine.defer`); this module
+only talks to the store around one flight of the process's single-flight core:
+
+1. :meth:`FleetLink.prepare`, before the exchange: load the record and adopt a
+   session another process published (no HTTP call); otherwise take the renewal
+   lease, load again, and spend the record (its winner alone refreshes with its
+   refresh token) or log in. Lease held elsewhere: keep the valid token and look
+   again shortly; past the hard deadline, poll for the holder's session (bounded).
+2. :meth:`FleetLink.publish`, with the answer: a fenced commit; refused, adopt the
+   winner's record, or keep the fresh session privately.
+3. :meth:`FleetLink.done`, whatever happened: release the lease.
+
+The store is never touched on the request path: only when a renewal is due.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+import anyio
+import attrs
+
+from teletracker_async._config import (
+    FLEET_POLL,
+    FLEET_RETRY,
+    FLEET_WAIT,
+    LEASE_TTL,
+    RENEWAL_BACKOFF,
+)
+from teletracker_async._converter import TokenAnswer, parse_token_answer
+from teletracker_async._errors import ResponseFormatError
+from teletracker_async._session.machine import FleetChoice, Seen
+from teletracker_async.stores._base import (
+    StoreStats,
+    TokenStore,
+    TokenStoreError,
+    new_write_id,
+    store_key,
+)
+
+if TYPE_CHECKING:
+    from teletracker_async._session.core import SessionCore
+    from teletracker_async._session.machine import Exchange, Lease
+
+__all__ = ["FleetLink", "StoreErrors"]
+
+logger = logging.getLogger("teletracker_async")
+
+T = TypeVar("T")
+
+#: What an unreachable store costs: a private login ("login") or the error ("raise").
+StoreErrors = Literal["login", "raise"]
+
+
+@attrs.define
+class _Held:
+    """The renewal lease a flight holds, and the record it may replace."""
+
+    key: str
+    fence: int
+    expected: str | None = None
+
+
+class FleetLink:
+    """One auth's side of a token store.
+
+    ``lease_ttl`` and ``wait_limit`` default to :data:`LEASE_TTL` and
+    :data:`FLEET_WAIT` (the fleet tests shorten them, process-wide).
+
+    Args:
+        store: The store.
+        core: The auth's process-wide session core.
+        base_url, username: With the account, what the record key is derived from.
+        clock: The auth's clock.
+        errors: ``"login"``: an unreachable store costs at most a private login;
+            ``"raise"``: raise :class:`TokenStoreError` instead (for APIs that cap
+            sessions).
+    """
+
+    lease_ttl: float = LEASE_TTL
+    wait_limit: float = FLEET_WAIT
+
+    def __init__(
+        self,
+        store: TokenStore,
+        core: SessionCore,
+        *,
+        base_url: str,
+        username: str,
+        clock: Callable[[], float],
+        errors: StoreErrors,
+    ) -> None:
+        self.store = store
+        self._core = core
+        self._base_url = base_url
+        self._username = username
+        self._clock = clock
+        self.errors = errors
+        self._held: dict[int, _Held] = {}
+        self._pid = -1
+        self._holder = ""
+        self.stats = StoreStats()
+
+    def __repr__(self) -> str:
+        return f"FleetLink(store={self.store!r}, stats={self.stats!r})"
+
+    @property
+    def holder(self) -> str:
+        """This process's lease holder id (a forked child gets its own)."""
+        pid = os.getpid()
+        if pid != self._pid:
+            self._pid = pid
+            self._holder = f"{socket.gethostname()}/{pid}/{uuid.uuid4().hex[:12]}"
+        return self._holder
+
+    def key(self, account_id: int | None) -> str:
+        return store_key(self._base_url, self._username, account_id)
+
+    # -- 1. before the exchange ---------------------------------------------------------
+
+    async def prepare(self, exchange: Exchange) -> Lease | None:
+        """Adopt, wait for, or win the right to renew the shared session.
+
+        Returns the lease to use without any exchange (adopted, or the valid token
+        kept while another process renews), or None: run the exchange, whose kind
+        (refresh or login) is set.
+
+        Raises:
+            TokenStoreError: The store failed and ``errors="raise"``.
+        """
+        try:
+            return await self._prepare(exchange)
+        except TokenStoreError as exc:
+            self.stats.store_errors += 1
+            if self.errors == "raise":
+                raise
+            if not exchange.forced:
+                lease = self._core.defer(exchange, RENEWAL_BACKOFF)
+                if lease is not None:
+                    logger.warning("%s; keeping the valid token", exc)
+                    return lease
+            logger.warning("%s; renewing privately", exc)
+            self._private(exchange)
+            return None
+
+    async def _prepare(self, exchange: Exchange) -> Lease | None:
+        key = self.key(exchange.account_id)
+        core = self._core
+        deadline: float | None = None
+        while True:
+            _, seen = await self._load(key)
+            if core.adoptable(seen, forced=exchange.forced):
+                return self._adopt(exchange, seen)
+            fence = await self._call(
+                self.store.acquire(key, self.holder, self.lease_ttl)
+            )
+            if fence is not None:
+                return await self._with_lease(exchange, key, fence)
+            # Another process renews. Early, the valid token goes on meanwhile.
+            if not exchange.forced:
+                lease = core.defer(exchange, FLEET_RETRY * _jitter(0.2))
+                if lease is not None:
+                    return lease
+            now = self._clock()
+            if deadline is None:
+                deadline = now + self.wait_limit
+            elif now >= deadline:
+                logger.warning(
+                    "the token store's renewal lease has been held elsewhere for "
+                    "%.0f s: renewing privately",
+                    self.wait_limit,
+                )
+                self._private(exchange)
+                return None
+            await anyio.sleep(FLEET_POLL * _jitter(0.5))
+
+    async def _with_lease(
+        self, exchange: Exchange, key: str, fence: int
+    ) -> Lease | None:
+        held = self._held[exchange.number] = _Held(key, fence)
+        write_id, seen = await self._load(key)  # what changed while we asked
+        if self._core.adoptable(seen, forced=exchange.forced):
+            return self._adopt(exchange, seen)
+        held.expected = write_id
+        choice = self._core.fleet_choice(exchange, seen)
+        if choice is FleetChoice.SPEND:
+            assert seen is not None  # noqa: S101 - fleet_choice checked it
+            if await self._call(self.store.spend(key, seen.write_id)):
+                # Ours alone, fleet-wide: nobody else may send this refresh token.
+                self._core.machine.refresh_with(exchange, seen.answer.refresh_token)
+            else:
+                logger.info("the stored session was spent meanwhile: logging in")
+        return None
+
+    def _private(self, exchange: Exchange) -> None:
+        """Renew without the store: never with the shared refresh token."""
+        self.stats.private_renewals += 1
+        self._core.fleet_choice(exchange, None)
+
+    def _adopt(self, exchange: Exchange, seen: Seen | None) -> Lease:
+        assert seen is not None  # noqa: S101 - adoptable() checked it
+        self.stats.adopted += 1
+        logger.info("adopted session %s from the token store", seen.answer.guid)
+        return self._core.settle(
+            exchange, seen.answer, expires_at=seen.expires_at, write_id=seen.write_id
+        )
+
+    # -- 2. with the answer -------------------------------------------------------------
+
+    async def publish(
+        self, exchange: Exchange, answer: TokenAnswer, content: bytes, arrived: float
+    ) -> Lease:
+        """Install the new session, published in the store when the lease allows."""
+        held = self._held.get(exchange.number)
+        expires_at = arrived + answer.token_lifetime
+        if held is None:  # renewed privately
+            return self._core.settle(exchange, answer, expires_at=expires_at)
+        write_id = new_write_id()
+        payload = _encode(content, exchange.account_id)
+        # Until the store says "refused", the commit may have landed (a lost reply):
+        # the session then counts as published, so its refresh token is only ever
+        # sent after a spend, never as a private refresh.
+        unknown: str | None = write_id
+        try:
+            written = await self._call(
+                self.store.commit(
+                    held.key,
+                    payload,
+                    write_id=write_id,
+                    expected=held.expected,
+                    fence=held.fence,
+                    lifetime=answer.token_lifetime,
+                    age=max(0.0, self._clock() - arrived),
+                )
+            )
+            if written:
+                self.stats.published += 1
+                return self._core.settle(
+                    exchange, answer, expires_at=expires_at, write_id=write_id
+                )
+            # A later lease holder published first (our lease ran out): theirs wins.
+            self.stats.refused_commits += 1
+            unknown = None
+            _, seen = await self._load(held.key)
+        except TokenStoreError as exc:
+            self.stats.store_errors += 1
+            logger.warning("%s; keeping the new session, its publication unknown", exc)
+            seen = None
+        if self._core.adoptable(seen, forced=False):
+            return self._adopt(exchange, seen)
+        return self._core.settle(
+            exchange, answer, expires_at=expires_at, write_id=unknown
+        )
+
+    # -- 3. whatever happened ---------------------------------------------------------
+
+    async def done(self, exchange: Exchange) -> None:
+        """Release the flight's lease, if it holds one (even when cancelled)."""
+        held = self._held.pop(exchange.number, None)
+        if held is None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.lease_ttl / 3):
+            try:
+                await self._call(self.store.release(held.key, self.holder))
+            except TokenStoreError as exc:  # it runs out on its own
+                logger.warning("%s; the lease will expire", exc)
+
+    # -- the store's answers -------------------------------------------------------------
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        self.stats.calls += 1
+        try:
+            return await call
+        except TokenStoreError:
+            raise
+        except OSError as exc:  # a store that did not wrap its own I/O errors
+            raise TokenStoreError(
+                f"The token store {self.store!r} failed: {type(exc).__name__}"
+            ) from None
+
+    async def _load(self, key: str) -> tuple[str | None, Seen | None]:
+        """The record's write id and its decoded session (None when unusable)."""
+        loaded_at = self._clock()
+        record = await self._call(self.store.load(key))
+        if record is None:
+            return None, None
+        try:
+            account_id, answer = _decode(record.payload)
+        except ResponseFormatError as exc:
+            logger.warning("unreadable token store record (%s): renewing over it", exc)
+            return record.write_id, None
+        remaining = min(record.remaining, answer.token_lifetime)
+        return record.write_id, Seen(
+            write_id=record.write_id,
+            answer=answer,
+            account_id=account_id,
+            spent=record.spent,
+            trusted=record.trusted,
+            expires_at=loaded_at + remaining,
+        )
+
+
+def _jitter(spread: float) -> float:
+    return random.uniform(1 - spread, 1 + spread)  # noqa: S311 - jitter, no secret
+
+
+_VERSION = 1
+
+
+def _encode(content: bytes, account_id: int | None) -> bytes:
+    """A record's payload: the exchange's answer as it came, and its account."""
+    head = json.dumps({"v": _VERSION, "accountId": account_id})[:-1]
+    return f'{head}, "answer": '.encode() + content.strip() + b"}"
+
+
+def _decode(payload: bytes) -> tuple[int | None, TokenAnswer]:
+    what = "token store record"
+    try:
+        record = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise ResponseFormatError(f"The {what} is not JSON.") from None
+    if not isinstance(record, dict) or record.get("v") != _VERSION:
+        raise ResponseFormatError(f"The {what} is not a version {_VERSION} record.")
+    account_id = record.get("accountId")
+    if account_id is not None and (
+        isinstance(account_id, bool) or not isinstance(account_id, int)
+    ):
+        raise ResponseFormatError(f"The {what} has a bad accountId.")
+    answer = parse_token_answer(
+        json.dumps(record.get("answer")).encode(), what=what, status_code=200
+    )
+    return account_id, answer

@@ -1,0 +1,638 @@
+"""The fleet protocol, in one process: several auths, each with its own core (as
+separate processes have), sharing one session through a ``MemoryTokenStore``.
+
+The multi-process suite (real processes, real Redis) is ``test_fleet_processes``;
+here every interleaving is driven by hand on a fake clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import attrs
+import httpx
+import pytest
+
+from teletracker_async import TeletrackerAuth
+from teletracker_async._config import FLEET_WAIT, LEASE_TTL, WAIT_RECHECK
+from teletracker_async.stores import (
+    MemoryTokenStore,
+    StoredRecord,
+    StoreStats,
+    TokenStore,
+    TokenStoreError,
+    store_key,
+)
+from teletracker_async.testing import FakeClock, FakeTeletracker
+from tests.conftest import BASE_URL, PASSWORD, USERNAME
+
+pytestmark = pytest.mark.anyio
+
+LIFETIME = 3600.0
+DAY = {"start_date": "2026-01-01", "end_date": "2026-01-01"}
+KEY = store_key(BASE_URL, USERNAME, None)
+
+
+@attrs.define
+class Proc:
+    """One 'process': its own auth (own core) and client."""
+
+    auth: TeletrackerAuth
+    client: httpx.AsyncClient
+
+    async def get(self) -> httpx.Response:
+        return await self.client.get("/reports/call-data", params=DAY)
+
+
+@attrs.define
+class Fleet:
+    clock: FakeClock
+    fake: FakeTeletracker
+    store: Any
+    procs: list[Proc]
+    stack: AsyncExitStack
+
+    async def add(self, store: Any = None, **options: Any) -> Proc:
+        auth = TeletrackerAuth(
+            USERNAME,
+            PASSWORD,
+            base_url=BASE_URL,
+            clock=self.clock,
+            store=self.store if store is None else store,
+            **options,
+        )
+        client = await self.stack.enter_async_context(
+            httpx.AsyncClient(
+                auth=auth, transport=self.fake.transport(), base_url=BASE_URL
+            )
+        )
+        proc = Proc(auth, client)
+        self.procs.append(proc)
+        return proc
+
+    def store_calls(self) -> int:
+        return sum(stats(p).calls for p in self.procs)
+
+
+@pytest.fixture
+async def fleet(clock: FakeClock) -> AsyncIterator[Fleet]:
+    fake = FakeTeletracker(
+        users={USERNAME: (PASSWORD, [1, 2])},
+        clock=clock,
+        token_lifetime=LIFETIME,
+        records_per_day=1,
+    )
+    async with AsyncExitStack() as stack:
+        yield Fleet(clock, fake, MemoryTokenStore(clock=clock), [], stack)
+
+
+def stats(proc: Proc) -> StoreStats:
+    found = proc.auth.store_stats
+    assert found is not None
+    return found
+
+
+def write_id(proc: Proc) -> str | None:
+    lease = proc.auth._core.lease
+    assert lease is not None
+    return lease.write_id
+
+
+def assert_clean(fake: FakeTeletracker) -> None:
+    """Nothing a fleet must never do happened."""
+    assert fake.stats.reuse_attempts == 0
+    assert fake.stats.premature_refreshes == 0
+    assert fake.stats.max_concurrent_refreshes <= 1
+    assert fake.stats.max_concurrent_logins <= 1
+
+
+# -- the whole protocol -----------------------------------------------------------------
+
+
+async def test_processes_share_one_login_and_one_refresh_per_expiry(
+    fleet: Fleet,
+) -> None:
+    """Eight 'processes' x 100 coroutines over six expiries: one login, one refresh
+    per expiry fleet-wide, no refused request, and no store call on the request
+    path."""
+    procs = [await fleet.add() for _ in range(8)]
+    failed = 0
+
+    async def burst() -> None:
+        nonlocal failed
+
+        async def one(proc: Proc) -> None:
+            nonlocal failed
+            if (await proc.get()).status_code != 200:
+                failed += 1
+
+        async with anyio.create_task_group() as tg:
+            for proc in procs:
+                for _ in range(100):
+                    tg.start_soon(one, proc)
+
+    await burst()
+    assert fleet.fake.stats.logins == 1
+    for expiry in range(1, 7):
+        fleet.clock.advance(LIFETIME - 60)  # inside every process's early window
+        await burst()
+        assert fleet.fake.stats.refreshes == expiry
+        calls = fleet.store_calls()
+        await burst()  # no renewal due: the store is not touched
+        assert fleet.store_calls() == calls
+        fleet.clock.advance(60)
+    assert failed == 0
+    assert fleet.fake.stats.logins == 1
+    assert fleet.fake.stats.rejected_requests == 0
+    assert_clean(fleet.fake)
+    adopted = sum(stats(p).adopted for p in procs)
+    assert adopted == 7 + 6 * 7  # every other process adopted every session
+
+
+async def test_a_process_adopts_a_published_session_without_an_exchange(
+    fleet: Fleet,
+) -> None:
+    """The second process's first request uses the first's session: no login."""
+    a, b = await fleet.add(), await fleet.add()
+    assert (await a.get()).status_code == 200
+    assert (await b.get()).status_code == 200
+    assert fleet.fake.stats.logins == 1
+    assert b.auth.session is not None
+    assert a.auth.session is not None
+    assert b.auth.session.guid == a.auth.session.guid
+    assert stats(b).adopted == 1
+
+
+async def test_an_adopted_session_keeps_the_stores_deadline(fleet: Fleet) -> None:
+    """A session adopted late expires when the publisher's does, not a lifetime
+    after the adoption: the store's remaining time is what counts."""
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    fleet.clock.advance(1000)
+    await b.get()
+    assert a.auth.session is not None
+    assert b.auth.session is not None
+    assert b.auth.session.expires_at == pytest.approx(a.auth.session.expires_at)
+
+
+async def test_a_refused_token_adopts_a_newer_record_and_retries_once(
+    fleet: Fleet,
+) -> None:
+    """After the server revoked the session and one process logged in again, the
+    others' refused requests adopt its record instead of logging in themselves."""
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    await b.get()
+    fleet.fake.revoke_sessions()
+    assert (await a.get()).status_code == 200  # refused, renewed (a login)
+    assert (await b.get()).status_code == 200  # refused, adopted a's record
+    assert fleet.fake.stats.logins == 2
+    assert b.auth.session is not None
+    assert a.auth.session is not None
+    assert b.auth.session.guid == a.auth.session.guid
+
+
+# -- the lease ------------------------------------------------------------------------------
+
+
+async def test_early_window_with_the_lease_held_elsewhere_keeps_the_token(
+    fleet: Fleet,
+) -> None:
+    """While another process renews, an early request goes on with the valid token
+    instead of waiting."""
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    await b.get()
+    fleet.clock.advance(LIFETIME - 60)
+    gate = fleet.fake.pause_next("refresh")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(a.get)
+        await gate.arrived.wait()  # a holds the lease and is refreshing
+        old = b.auth.session
+        assert (await b.get()).status_code == 200
+        assert b.auth.session is old  # b kept its token, and did not wait
+        gate.release()
+    assert fleet.fake.stats.refreshes == 1
+    assert_clean(fleet.fake)
+
+
+async def test_past_the_deadline_a_process_waits_for_the_holders_session(
+    fleet: Fleet,
+) -> None:
+    """Past the hard deadline, the lease held elsewhere: one poller waits for the
+    holder's new session and adopts it (no second refresh, no login)."""
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    await b.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    results: list[int] = []
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(a.get)
+        await gate.arrived.wait()
+        tg.start_soon(_burst, b, results)
+        # b polls the store meanwhile, past several of its waiters' liveness
+        # rechecks: they must keep waiting on b's one flight.
+        await anyio.sleep(4 * WAIT_RECHECK)
+        assert not results
+        gate.release()
+    assert results == [200] * 200
+    assert fleet.fake.stats.refreshes == 1
+    assert fleet.fake.stats.logins == 1
+    assert stats(b).adopted == 2
+    assert_clean(fleet.fake)
+
+
+async def _status(proc: Proc, into: list[int]) -> None:
+    into.append((await proc.get()).status_code)
+
+
+async def _burst(proc: Proc, into: list[int], n: int = 200) -> None:
+    """*n* requests at once from *proc*, their statuses appended to *into*."""
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(_status, proc, into)
+
+
+async def test_a_stale_lease_holder_cannot_publish_over_the_winner(
+    fleet: Fleet,
+) -> None:
+    """A holder paused past its lease refreshes (it spent the record), but a later
+    holder found the record spent, logged in and published: the late commit is
+    refused and the late writer adopts the winner's session."""
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    await b.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(a.get)
+        await gate.arrived.wait()  # a spent the record; its answer is held
+        fleet.clock.advance(LEASE_TTL + 1)  # a's lease ran out; the token expired
+        assert (await b.get()).status_code == 200  # b: spent -> login, published
+        gate.release()
+    assert fleet.fake.stats.logins == 2
+    assert fleet.fake.stats.refreshes == 1
+    assert stats(a).refused_commits == 1
+    assert a.auth.session is not None
+    assert b.auth.session is not None
+    assert a.auth.session.guid == b.auth.session.guid  # a adopted b's
+    record = await fleet.store.load(KEY)
+    assert record is not None
+    assert record.write_id == write_id(b)
+    assert_clean(fleet.fake)
+
+
+async def test_a_refresher_cancelled_after_spending_leaves_a_login(
+    fleet: Fleet,
+) -> None:
+    """Unknown outcome: the refresher is cancelled after the server rotated. The
+    record stays spent, so the next renewal anywhere logs in: the used refresh
+    token is never sent again."""
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    await b.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh", after=True)
+    with anyio.move_on_after(5) as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            await gate.arrived.wait()
+            tg.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    gate.release()
+    assert (await b.get()).status_code == 200
+    assert (await a.get()).status_code == 200
+    assert fleet.fake.stats.refreshes == 1  # the cancelled one, never repeated
+    assert fleet.fake.stats.logins == 2
+    assert_clean(fleet.fake)
+    lease = await fleet.store.acquire(KEY, "someone-else", 5.0)
+    assert lease is not None  # the cancelled holder released its lease
+
+
+# -- the store itself failing ---------------------------------------------------------------
+
+
+@attrs.define
+class Flaky:
+    """A MemoryTokenStore that can be unplugged, lie about trust, or answer loads
+    only once ``thawed`` is set (a frozen server)."""
+
+    inner: MemoryTokenStore
+    down: bool = False
+    distrust: bool = False
+    thawed: anyio.Event | None = None
+    acquired: anyio.Event | None = None  # set on the next acquire
+    calls: list[str] = attrs.field(factory=list)
+
+    def _check(self, name: str) -> None:
+        self.calls.append(name)
+        if self.down:
+            raise TokenStoreError("The token store memory://flaky is unreachable")
+
+    async def load(self, key: str) -> StoredRecord | None:
+        self._check("load")
+        if self.thawed is not None:
+            await self.thawed.wait()
+        record = await self.inner.load(key)
+        if record is not None and self.distrust:
+            record = attrs.evolve(record, trusted=False)
+        return record
+
+    async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
+        self._check("acquire")
+        if self.acquired is not None:
+            self.acquired.set()
+        return await self.inner.acquire(key, holder, ttl)
+
+    async def release(self, key: str, holder: str) -> bool:
+        self._check("release")
+        return await self.inner.release(key, holder)
+
+    async def spend(self, key: str, write_id: str) -> bool:
+        self._check("spend")
+        if self.distrust:
+            return False
+        return await self.inner.spend(key, write_id)
+
+    async def commit(self, key: str, payload: bytes, **kw: Any) -> bool:
+        self._check("commit")
+        return await self.inner.commit(key, payload, **kw)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_frozen_store_keeps_one_flight_per_process(fleet: Fleet) -> None:
+    """No token yet, the lease held elsewhere, and the store stops answering while
+    the process polls it for the holder's session: its 200 waiters keep waiting
+    on its one flight across several of their liveness rechecks, and it adopts the
+    session once the store answers. A second flight would spend the adopted
+    record at once: a refresh of a session seconds old (the fleet suite saw it
+    with Redis frozen by SIGSTOP)."""
+    a = await fleet.add()
+    flaky = Flaky(fleet.store)
+    b = await fleet.add(store=flaky)
+    gate = fleet.fake.pause_next("login")
+    flaky.acquired = anyio.Event()
+    results: list[int] = []
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(a.get)
+        await gate.arrived.wait()  # a holds the lease, its login in flight
+        tg.start_soon(_burst, b, results)
+        await flaky.acquired.wait()  # b found the lease taken: it polls
+        flaky.thawed = anyio.Event()  # the store freezes
+        await anyio.sleep(4 * WAIT_RECHECK)
+        gate.release()
+        await anyio.sleep(0.1)
+        assert not results
+        assert b.auth._core.machine.flights == 1
+        flaky.thawed.set()
+    assert results == [200] * 200
+    assert b.auth._core.machine.flights == 1
+    assert stats(b).adopted == 1
+    assert fleet.fake.stats.logins == 1
+    assert fleet.fake.stats.refreshes == 0
+    assert_clean(fleet.fake)
+
+
+async def test_an_unreachable_store_keeps_the_token_then_logs_in_privately(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Store down: the valid token goes on through the early window; past the hard
+    deadline one private login (never the shared refresh token), with a warning;
+    then the process runs on its private session."""
+    flaky = Flaky(fleet.store)
+    a = await fleet.add(store=flaky)
+    await a.get()
+    flaky.down = True
+    fleet.clock.advance(LIFETIME - 60)
+    caplog.set_level(logging.WARNING, "teletracker_async")
+    assert (await a.get()).status_code == 200
+    assert fleet.fake.stats.logins == 1
+    assert fleet.fake.stats.refreshes == 0
+    assert "keeping the valid token" in caplog.text
+    fleet.clock.advance(59)
+    for _ in range(3):
+        assert (await a.get()).status_code == 200
+    assert fleet.fake.stats.logins == 2  # one private login, not one per request
+    assert fleet.fake.stats.refreshes == 0  # the shared refresh token untouched
+    assert "renewing privately" in caplog.text
+    assert stats(a).private_renewals == 1
+    assert write_id(a) is None
+    # Back up: the next renewal refreshes the private session and publishes it.
+    flaky.down = False
+    fleet.clock.advance(LIFETIME - 1)
+    assert (await a.get()).status_code == 200
+    assert fleet.fake.stats.refreshes == 1
+    assert stats(a).published == 2
+    assert_clean(fleet.fake)
+
+
+async def test_store_errors_raise_mode_raises_instead_of_a_private_login(
+    fleet: Fleet,
+) -> None:
+    """``store_errors="raise"``: an unreachable store past the deadline is an
+    error, never a second session."""
+    flaky = Flaky(fleet.store)
+    a = await fleet.add(store=flaky, store_errors="raise")
+    await a.get()
+    flaky.down = True
+    fleet.clock.advance(LIFETIME - 1)
+    with pytest.raises(TokenStoreError, match="unreachable"):
+        await a.get()
+    assert fleet.fake.stats.logins == 1
+
+
+async def test_an_untrusted_record_is_neither_spent_nor_adopted(fleet: Fleet) -> None:
+    """A record from another store instance (an old snapshot) may hold a used
+    refresh token: a renewal logs in over it."""
+    a = await fleet.add()
+    await a.get()
+    flaky = Flaky(fleet.store, distrust=True)
+    b = await fleet.add(store=flaky)
+    assert (await b.get()).status_code == 200  # no adoption: a login
+    assert fleet.fake.stats.logins == 2
+    fleet.clock.advance(LIFETIME - 1)
+    assert (await b.get()).status_code == 200
+    assert "spend" not in flaky.calls
+    assert fleet.fake.stats.refreshes == 0
+    assert_clean(fleet.fake)
+
+
+async def test_a_corrupt_record_is_renewed_over(fleet: Fleet) -> None:
+    """A record whose payload cannot be read is replaced by a fresh session."""
+    lease = await fleet.store.acquire(KEY, "vandal", 1.0)
+    assert lease is not None
+    await fleet.store.commit(
+        KEY, b"{not json", write_id="w0", expected=None, fence=lease, lifetime=60, age=0
+    )
+    await fleet.store.release(KEY, "vandal")
+    a = await fleet.add()
+    assert (await a.get()).status_code == 200
+    record = await fleet.store.load(KEY)
+    assert record is not None
+    assert record.write_id != "w0"
+
+
+async def test_a_lease_stuck_elsewhere_ends_in_one_private_renewal(
+    fleet: Fleet,
+) -> None:
+    """A lease whose holder never returns (on a store without TTL, like a frozen
+    flock holder) delays a renewal by at most FLEET_WAIT, then one private login."""
+    a = await fleet.add()
+    await a.get()
+    fleet.clock.advance(LIFETIME - 1)
+    assert await fleet.store.acquire(KEY, "frozen", 10 * FLEET_WAIT) is not None
+
+    async def tick() -> None:
+        while True:  # the fake clock moves as the poller sleeps
+            await anyio.sleep(0.01)
+            fleet.clock.advance(1.0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        assert (await a.get()).status_code == 200
+        tg.cancel_scope.cancel()
+    assert fleet.fake.stats.logins == 2
+    assert stats(a).private_renewals == 1
+
+
+# -- construction -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"store": object()}, TypeError, "token store"),
+        ({"store": "redis://x"}, TypeError, "token store"),
+        ({"store_errors": "ignore"}, ValueError, "'login' or 'raise'"),
+    ],
+)
+def test_bad_store_arguments_are_refused(
+    options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    """A store that is not one, or an unknown failure mode, fails at construction."""
+    with pytest.raises(error, match=match):
+        TeletrackerAuth(USERNAME, PASSWORD, **options)
+
+
+def test_the_protocol_is_runtime_checkable() -> None:
+    """Every store of the package, and a hand-written one, is a TokenStore."""
+    store: Callable[[], Any]
+    for store in (MemoryTokenStore, lambda: Flaky(MemoryTokenStore())):
+        assert isinstance(store(), TokenStore)
+
+
+async def test_no_store_means_no_store_stats(fleet: Fleet) -> None:
+    """Without a store the auth reports no store statistics."""
+    assert TeletrackerAuth(USERNAME, PASSWORD).store_stats is None
+
+
+async def test_secrets_in_the_store_stay_out_of_reprs(fleet: Fleet) -> None:
+    """The record holds the tokens; no repr around the store shows them."""
+    a = await fleet.add()
+    await a.get()
+    record = await fleet.store.load(KEY)
+    assert record is not None
+    session = a.auth.session
+    assert session is not None
+    assert session.token.encode() in record.payload  # it is there...
+    for text in (
+        repr(record),
+        str(record),
+        repr(fleet.store),
+        repr(a.auth._fleet),
+        repr(a.auth.store_stats),
+    ):
+        assert session.token not in text
+        assert session.refresh_token not in text
+        assert PASSWORD not in text
+    assert PASSWORD.encode() not in record.payload  # the password is never stored
+
+
+async def test_an_account_switch_adopts_the_accounts_published_session(
+    fleet: Fleet,
+) -> None:
+    """Switching accounts logs in once fleet-wide: the second process to switch to
+    account 2 adopts the first one's session for it."""
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    await b.get()
+
+    def sender(proc: Proc) -> Any:
+        async def send(request: httpx.Request) -> httpx.Response:
+            return await proc.client.send(request, auth=None, stream=True)
+
+        return send
+
+    first = await a.auth.switch_account(2, sender(a))
+    second = await b.auth.switch_account(2, sender(b))
+    assert first.account_id == second.account_id == 2
+    assert first.guid == second.guid
+    assert fleet.fake.stats.logins == 2
+    assert stats(b).adopted == 2
+    record = await fleet.store.load(store_key(BASE_URL, USERNAME, 2))
+    assert record is not None
+
+
+async def test_an_answer_naming_the_account_keeps_the_record_key(
+    fleet: Fleet,
+) -> None:
+    """A server that reports ``accountId`` in its answers does not move the fleet to
+    another record key: renewals stay on the account asked for."""
+    fleet.fake.account_id_in_answers = True
+    a, b = await fleet.add(), await fleet.add()
+    for _ in range(3):
+        assert (await a.get()).status_code == 200
+        assert (await b.get()).status_code == 200
+        fleet.clock.advance(LIFETIME - 1)
+    assert fleet.fake.stats.logins == 1
+    assert fleet.fake.stats.refreshes == 2
+    assert a.auth.session is not None
+    assert a.auth.session.account_id == 1
+    assert_clean(fleet.fake)
+
+
+async def test_clients_share_a_session_through_the_store(fleet: Fleet) -> None:
+    """``TeletrackerClient(store=...)`` builds its auth with the store; two clients
+    (two 'processes') log in once; their account views share per-account records."""
+    from teletracker_async import TeletrackerClient  # noqa: PLC0415
+
+    def client() -> TeletrackerClient:
+        return TeletrackerClient(
+            USERNAME,
+            PASSWORD,
+            base_url=BASE_URL,
+            transport=fleet.fake.transport(),
+            store=fleet.store,
+        )
+
+    async with client() as one, client() as two:
+        assert await one.call_data("2026-01-01", "2026-01-01")
+        assert await two.call_data("2026-01-01", "2026-01-01")
+        assert fleet.fake.stats.logins == 1
+        assert await one.for_account(2).call_data(
+            "2026-01-01", "2026-01-01", account_id=2
+        )
+        assert await two.for_account(2).call_data(
+            "2026-01-01", "2026-01-01", account_id=2
+        )
+        assert fleet.fake.stats.logins == 2  # one more, for account 2, fleet-wide
+
+
+def test_a_client_given_an_auth_refuses_store_arguments() -> None:
+    """The store belongs to the auth: with ``auth=``, ``store=`` is a TypeError."""
+    from teletracker_async import TeletrackerClient  # noqa: PLC0415
+
+    auth = TeletrackerAuth(USERNAME, PASSWORD)
+    with pytest.raises(TypeError, match="pass them to TeletrackerAuth"):
+        TeletrackerClient(auth=auth, store=MemoryTokenStore())
+    with pytest.raises(TypeError, match="pass them to TeletrackerAuth"):
+        TeletrackerClient(auth=auth, store_errors="raise")
