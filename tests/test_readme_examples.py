@@ -140,6 +140,7 @@ def test_program_blocks_run(
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if "def test_" in b.values[0]])
+@pytest.mark.slow  # a pytest child per block
 def test_test_file_blocks_pass_as_written(
     block: str, pytester: pytest.Pytester
 ) -> None:

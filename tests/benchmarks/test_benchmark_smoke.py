@@ -16,6 +16,9 @@ from benchmarks._harness import run_here, run_in_child
 
 from benchmarks import bench_auth, readme
 
+#: Benchmark smoke runs are the slow tier: `uv run pytest -m slow`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("stack", ["httpx", "httpx2"])

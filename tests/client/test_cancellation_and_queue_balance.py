@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import trio
 
+import teletracker_async
 from teletracker_async import (
     APITimeoutError,
     ServerError,
@@ -152,6 +154,10 @@ def test_second_loop_refused_on_each_backend() -> None:
             run[second](use)
 
 
+#: The SDK's own source folder: its frames, whatever the checkout's folder is named.
+PACKAGE = Path(teletracker_async.__file__).parent
+
+
 def _captured(error: BaseException) -> str:
     """The SDK's frames' locals (not the test's), as a reporter shows them, and
     the error's chain."""
@@ -163,7 +169,7 @@ def _captured(error: BaseException) -> str:
         texts.extend(
             repr(frame.locals)
             for frame in report.stack
-            if "/teletracker_async/" in frame.filename
+            if Path(frame.filename).is_relative_to(PACKAGE)
         )
         seen = seen.__cause__ or seen.__context__
     return "\n".join(texts)

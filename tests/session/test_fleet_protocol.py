@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from teletracker_async import TeletrackerAuth
-from teletracker_async._config import FLEET_WAIT, LEASE_TTL, WAIT_RECHECK
+from teletracker_async._config import FLEET_WAIT, LEASE_TTL
 from teletracker_async.stores import (
     MemoryTokenStore,
     StoredRecord,
@@ -31,6 +31,16 @@ from teletracker_async.testing import FakeClock, FakeTeletracker
 from tests.conftest import BASE_URL, PASSWORD, USERNAME
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def recheck(monkeypatch: pytest.MonkeyPatch) -> float:
+    """A waiter's liveness recheck, shortened so that a test can wait out several
+    of them (the rule is the same whatever the period)."""
+    period = 0.1
+    monkeypatch.setattr("teletracker_async._session.core.WAIT_RECHECK", period)
+    return period
+
 
 LIFETIME = 3600.0
 DAY = {"start_date": "2026-01-01", "end_date": "2026-01-01"}
@@ -221,7 +231,7 @@ async def test_early_window_with_the_lease_held_elsewhere_keeps_the_token(
 
 
 async def test_past_the_deadline_a_process_waits_for_the_holders_session(
-    fleet: Fleet,
+    fleet: Fleet, recheck: float
 ) -> None:
     """Past the hard deadline, the lease held elsewhere: one poller waits for the
     holder's new session and adopts it (no second refresh, no login)."""
@@ -238,7 +248,7 @@ async def test_past_the_deadline_a_process_waits_for_the_holders_session(
         tg.start_soon(_burst, b, results)
         # b polls the store meanwhile, past several of its waiters' liveness
         # rechecks: they must keep waiting on b's one flight.
-        await anyio.sleep(4 * WAIT_RECHECK)
+        await anyio.sleep(4 * recheck)
         assert not results
         gate.release()
     assert results == [200] * 200
@@ -368,7 +378,9 @@ class Flaky:
         pass
 
 
-async def test_a_frozen_store_keeps_one_flight_per_process(fleet: Fleet) -> None:
+async def test_a_frozen_store_keeps_one_flight_per_process(
+    fleet: Fleet, recheck: float
+) -> None:
     """No token yet, the lease held elsewhere, and the store stops answering while
     the process polls it for the holder's session: its 200 waiters keep waiting
     on its one flight across several of their liveness rechecks, and it adopts the
@@ -388,7 +400,7 @@ async def test_a_frozen_store_keeps_one_flight_per_process(fleet: Fleet) -> None
         tg.start_soon(_burst, b, results)
         await flaky.acquired.wait()  # b found the lease taken: it polls
         flaky.thawed = anyio.Event()  # the store freezes
-        await anyio.sleep(4 * WAIT_RECHECK)
+        await anyio.sleep(4 * recheck)
         gate.release()
         await anyio.sleep(0.1)
         assert not results

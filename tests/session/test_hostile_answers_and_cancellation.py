@@ -377,7 +377,7 @@ async def test_a_stalled_login_times_out_instead_of_hanging(
         {"connect": 5.0, "read": 0.2, "write": 5.0, "pool": None},
     )
     fake = FakeTeletracker(users={USERNAME: PASSWORD})
-    fake.delay_next("login", 3.0)
+    fake.delay_next("login", 1.0)  # long past the read timeout
     with fake.serving() as url:
         auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url)
         async with httpx.AsyncClient(auth=auth, base_url=url, timeout=None) as client:  # noqa: S113 - the point

@@ -125,19 +125,37 @@ def run_loops_in_threads(
 
 
 @pytest.mark.parametrize(
-    "kinds",
+    ("kinds", "rounds", "per_loop"),
     [
-        pytest.param(("asyncio", "asyncio", "asyncio"), id="asyncio+asyncio+asyncio"),
-        pytest.param(("asyncio", "trio"), id="asyncio+trio"),
-        pytest.param(("trio", "trio", "asyncio", "trio"), id="trio+trio+asyncio+trio"),
+        # The fast tier: every kind of loop, a few expiries, hundreds of requests.
+        pytest.param(("asyncio", "trio"), 4, 50, id="asyncio+trio-4-expiries"),
+        # The slow tier: many expiries, more loops, more requests.
+        pytest.param(
+            ("asyncio", "asyncio", "asyncio"),
+            12,
+            60,
+            id="asyncio+asyncio+asyncio",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ("asyncio", "trio"), 12, 60, id="asyncio+trio", marks=pytest.mark.slow
+        ),
+        pytest.param(
+            ("trio", "trio", "asyncio", "trio"),
+            12,
+            60,
+            id="trio+trio+asyncio+trio",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
-def test_one_session_across_event_loops_in_threads(kinds: tuple[str, ...]) -> None:
+def test_one_session_across_event_loops_in_threads(
+    kinds: tuple[str, ...], rounds: int, per_loop: int
+) -> None:
     """Loops in several threads share one auth: across many expiries (past the hard
     deadline and in the early window, with a slow refresh so that loops wait on each
     other's renewal) there is one login, exactly one refresh per expiry, no refresh
     token presented twice, and every request succeeds."""
-    rounds, per_loop = 12, 60
     clock = FakeClock()
     fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
     codes: list[int] = []

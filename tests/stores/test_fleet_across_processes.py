@@ -28,7 +28,7 @@ from teletracker_async._fleet_demo import (
 )
 from tests.conftest import RedisServer, need_redis_binary
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
 LIFETIME = 4.0
 SECONDS = 10.0
