@@ -24,6 +24,9 @@ __all__ = [
     "ENV_PASSWORD",
     "ENV_USERNAME",
     "EXCHANGE_TIMEOUT",
+    "FILE_LOCK_MAX_POLL",
+    "FILE_LOCK_POLL",
+    "FILE_LOCK_TIMEOUT",
     "FLEET_JITTER",
     "FLEET_POLL",
     "FLEET_RETRY",
@@ -32,6 +35,7 @@ __all__ = [
     "LEASE_TTL",
     "MAX_BACKOFF",
     "MAX_RETRY_AFTER",
+    "REDIS_TIMEOUT",
     "RENEWAL_BACKOFF",
     "RETRY_STATUSES",
     "WAIT_RECHECK",
@@ -72,6 +76,16 @@ FLEET_RETRY = 1.0
 FLEET_POLL = 0.1
 #: ... for at most this long, then renew privately (its holder must be stuck).
 FLEET_WAIT = LEASE_TTL + 5.0
+#: RedisTokenStore: seconds to connect, and to wait for any answer, before the store
+#: counts as unreachable (a frozen server must cost a TokenStoreError, not a hang).
+REDIS_TIMEOUT = 5.0
+#: FileTokenStore: how long an operation waits for another process's short mutation
+#: lock before it gives up with a TokenStoreError (a frozen process must not hang
+#: the fleet), and the first pause between two tries (doubling up to
+#: FILE_LOCK_MAX_POLL).
+FILE_LOCK_TIMEOUT = 10.0
+FILE_LOCK_POLL = 0.001
+FILE_LOCK_MAX_POLL = 0.05
 
 # -- the client -----------------------------------------------------------------------
 #: Connect fast or fail; give reports a minute; never fail a coroutine merely because

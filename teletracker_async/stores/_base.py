@@ -22,9 +22,11 @@ are never compared.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -148,6 +150,134 @@ class TokenStore(Protocol):
         ...
 
 
+class CheckedStore(abc.ABC):
+    """The base of the SDK's stores: each argument is checked here, once, and the
+    payload boxed before anything can raise; a store implements the record
+    operations only (the underscored methods), on arguments known to be good."""
+
+    async def load(self, key: str) -> StoredRecord | None:
+        """The record under *key*, or None (see :class:`TokenStore`)."""
+        check_key(key)
+        return await self._load(key)
+
+    async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
+        """Take or extend the renewal lease (see :class:`TokenStore`)."""
+        check_key(key)
+        check_name("holder", holder)
+        check_ttl(ttl)
+        return await self._acquire(key, holder, float(ttl))
+
+    async def release(self, key: str, holder: str) -> bool:
+        """Drop the lease if *holder* holds it (see :class:`TokenStore`)."""
+        check_key(key)
+        check_name("holder", holder)
+        return await self._release(key, holder)
+
+    async def spend(self, key: str, write_id: str) -> bool:
+        """Mark the record's refresh token spent, once (see :class:`TokenStore`)."""
+        check_key(key)
+        check_name("write_id", write_id)
+        return await self._spend(key, write_id)
+
+    async def commit(
+        self,
+        key: str,
+        payload: bytes,
+        *,
+        write_id: str,
+        expected: str | None,
+        fence: int,
+        lifetime: float,
+        age: float,
+    ) -> bool:
+        """Write a new record, fenced (see :class:`TokenStore`)."""
+        if not isinstance(payload, bytes):
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        box = Opaque(payload)
+        del payload  # error reporters show frame locals: keep the box only
+        check_key(key)
+        check_name("write_id", write_id)
+        if expected is not None:
+            check_name("expected", expected)
+        if isinstance(fence, bool) or not isinstance(fence, int):
+            raise TypeError(f"fence must be an int, not {type(fence).__name__}")
+        check_times(lifetime, age)
+        return await self._commit(
+            key,
+            box,
+            write_id=write_id,
+            expected=expected,
+            fence=fence,
+            lifetime=float(lifetime),
+            age=float(age),
+        )
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release the store's connections (a no-op for stores without any)."""
+
+    @abc.abstractmethod
+    async def _load(self, key: str) -> StoredRecord | None: ...
+
+    @abc.abstractmethod
+    async def _acquire(self, key: str, holder: str, ttl: float) -> int | None: ...
+
+    @abc.abstractmethod
+    async def _release(self, key: str, holder: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def _spend(self, key: str, write_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def _commit(
+        self,
+        key: str,
+        box: Opaque,
+        *,
+        write_id: str,
+        expected: str | None,
+        fence: int,
+        lifetime: float,
+        age: float,
+    ) -> bool: ...
+
+
+@attrs.frozen(repr=False)
+class Opaque:
+    """The payload (tokens inside) under a name whose ``repr`` shows its size only.
+
+    :meth:`CheckedStore.commit` swaps its ``payload`` argument for this box before
+    anything can raise, so an error reporter that captures frame locals finds no
+    token.
+    """
+
+    data: bytes
+
+    def __repr__(self) -> str:
+        return f"<payload: {len(self.data)} bytes>"
+
+
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def check_key(key: str) -> None:
+    """A key is :func:`store_key`'s kind of name: it becomes a file or key name."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, not {type(key).__name__}")
+    if _KEY.fullmatch(key) is None:
+        raise ValueError(
+            "key must be 1-128 letters, digits, '-' or '_' (use store_key())"
+        )
+
+
+def check_name(what: str, value: str) -> None:
+    """*value* (a holder, a write id, a prefix) is a non-empty str."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+
+
 @attrs.define
 class StoreStats:
     """What one auth did with its token store (``TeletrackerAuth.store_stats``).
@@ -179,7 +309,7 @@ class _Entry:
     expires: float  # on the store's clock
 
 
-class MemoryTokenStore:
+class MemoryTokenStore(CheckedStore):
     """A store in this process's memory: the reference implementation.
 
     It lets several auth objects of one process (several clients, several
@@ -202,7 +332,7 @@ class MemoryTokenStore:
     def __repr__(self) -> str:
         return f"MemoryTokenStore(records={len(self._records)})"
 
-    async def load(self, key: str) -> StoredRecord | None:
+    async def _load(self, key: str) -> StoredRecord | None:
         with self._mutex:
             entry = self._records.get(key)
             if entry is None:
@@ -216,8 +346,7 @@ class MemoryTokenStore:
                 remaining=entry.expires - self._clock(),
             )
 
-    async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
-        _check_ttl(ttl)
+    async def _acquire(self, key: str, holder: str, ttl: float) -> int | None:
         with self._mutex:
             now = self._clock()
             current = self._leases.get(key)
@@ -228,7 +357,7 @@ class MemoryTokenStore:
             self._leases[key] = (holder, now + ttl)
             return self._fences[key]
 
-    async def release(self, key: str, holder: str) -> bool:
+    async def _release(self, key: str, holder: str) -> bool:
         with self._mutex:
             current = self._leases.get(key)
             if current is None or current[0] != holder:
@@ -236,7 +365,7 @@ class MemoryTokenStore:
             del self._leases[key]
             return True
 
-    async def spend(self, key: str, write_id: str) -> bool:
+    async def _spend(self, key: str, write_id: str) -> bool:
         with self._mutex:
             entry = self._records.get(key)
             if entry is None or entry.write_id != write_id or entry.spent:
@@ -244,10 +373,10 @@ class MemoryTokenStore:
             entry.spent = True
             return True
 
-    async def commit(
+    async def _commit(
         self,
         key: str,
-        payload: bytes,
+        box: Opaque,
         *,
         write_id: str,
         expected: str | None,
@@ -255,7 +384,6 @@ class MemoryTokenStore:
         lifetime: float,
         age: float,
     ) -> bool:
-        _check_times(lifetime, age)
         with self._mutex:
             if fence < self._fences.get(key, 0):
                 return False
@@ -264,7 +392,7 @@ class MemoryTokenStore:
                 return False
             self._records[key] = _Entry(
                 write_id,
-                payload,
+                box.data,
                 spent=False,
                 fence=fence,
                 expires=self._clock() - age + lifetime,
@@ -272,17 +400,17 @@ class MemoryTokenStore:
             return True
 
     async def aclose(self) -> None:
-        pass
+        """Nothing to release."""
 
 
-def _check_ttl(ttl: float) -> None:
+def check_ttl(ttl: float) -> None:
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise TypeError(f"ttl must be a number of seconds, not {type(ttl).__name__}")
     if not (math.isfinite(ttl) and ttl > 0):
         raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
 
 
-def _check_times(lifetime: float, age: float) -> None:
+def check_times(lifetime: float, age: float) -> None:
     for name, value in (("lifetime", lifetime), ("age", age)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, not {type(value).__name__}")

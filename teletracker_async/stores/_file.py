@@ -41,21 +41,20 @@ from typing import Any
 
 import attrs
 
+from teletracker_async._config import (
+    FILE_LOCK_MAX_POLL,
+    FILE_LOCK_POLL,
+    FILE_LOCK_TIMEOUT,
+)
 from teletracker_async.stores._base import (
+    CheckedStore,
+    Opaque,
     StoredRecord,
     TokenStoreError,
-    _check_times,
-    _check_ttl,
 )
 from teletracker_async.stores._util import (
     Failed,
-    Opaque,
     T,
-    check_expected,
-    check_fence,
-    check_key,
-    check_name,
-    check_payload,
     in_thread,
 )
 
@@ -69,16 +68,10 @@ __all__ = [
     "FileTokenStore",
 ]
 
-#: How long an operation waits for another process's short mutation lock before it
-#: gives up with a TokenStoreError (a frozen or stuck process must not hang the fleet).
-FILE_LOCK_TIMEOUT = 10.0
-#: The first pause between two tries of that lock (doubling up to 50 ms).
-FILE_LOCK_POLL = 0.001
 #: Where Linux keeps the id of the current boot.
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 _RECORD_VERSION = 1
-_MAX_POLL = 0.05
 # O_NONBLOCK: opening a FIFO planted in the directory returns at once (and the
 # regular-file check refuses it) instead of blocking an uncancellable thread.
 _OPEN_FLAGS = (
@@ -220,7 +213,7 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_forget_leases_in_child)
 
 
-class FileTokenStore:
+class FileTokenStore(CheckedStore):
     """A token store in a directory, for many processes on one host.
 
     Args:
@@ -308,30 +301,23 @@ class FileTokenStore:
 
     # -- the protocol ------------------------------------------------------------------
 
-    async def load(self, key: str) -> StoredRecord | None:
-        check_key(key)
-        return await in_thread(lambda: self._guard(self._load, key))
+    async def _load(self, key: str) -> StoredRecord | None:
+        return await in_thread(lambda: self._guard(self._load_locked, key))
 
-    async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
-        check_key(key)
-        check_name("holder", holder)
-        _check_ttl(ttl)
-        return await in_thread(lambda: self._guard(self._acquire, key, holder))
+    async def _acquire(self, key: str, holder: str, ttl: float) -> int | None:
+        del ttl  # a flock lease ends when its holder releases it or dies
+        return await in_thread(lambda: self._guard(self._acquire_locked, key, holder))
 
-    async def release(self, key: str, holder: str) -> bool:
-        check_key(key)
-        check_name("holder", holder)
-        return await in_thread(lambda: self._guard(self._release, key, holder))
+    async def _release(self, key: str, holder: str) -> bool:
+        return await in_thread(lambda: self._guard(self._release_locked, key, holder))
 
-    async def spend(self, key: str, write_id: str) -> bool:
-        check_key(key)
-        check_name("write_id", write_id)
-        return await in_thread(lambda: self._guard(self._spend, key, write_id))
+    async def _spend(self, key: str, write_id: str) -> bool:
+        return await in_thread(lambda: self._guard(self._spend_locked, key, write_id))
 
-    async def commit(
+    async def _commit(
         self,
         key: str,
-        payload: bytes,
+        box: Opaque,
         *,
         write_id: str,
         expected: str | None,
@@ -339,17 +325,9 @@ class FileTokenStore:
         lifetime: float,
         age: float,
     ) -> bool:
-        check_payload(payload)
-        box = Opaque(payload)
-        del payload  # error reporters show frame locals: keep the box only
-        check_key(key)
-        check_name("write_id", write_id)
-        check_expected(expected)
-        check_fence(fence)
-        _check_times(lifetime, age)
         return await in_thread(
             lambda: self._guard(
-                self._commit, key, box, write_id, expected, fence, lifetime, age
+                self._commit_locked, key, box, write_id, expected, fence, lifetime, age
             )
         )
 
@@ -373,7 +351,7 @@ class FileTokenStore:
             reason = exc.strerror or type(exc).__name__
             return Failed(f"file token store: {where}: {reason}")
 
-    def _load(self, key: str) -> StoredRecord | None:
+    def _load_locked(self, key: str) -> StoredRecord | None:
         record = self._read_record(key)
         if record is None:
             return None
@@ -388,7 +366,7 @@ class FileTokenStore:
             remaining=record.expires - time.monotonic() if trusted else 0.0,
         )
 
-    def _acquire(self, key: str, holder: str) -> int | None:
+    def _acquire_locked(self, key: str, holder: str) -> int | None:
         ident = (self._dev, self._ino, key)
         with _LEASES_LOCK:
             held = _LEASES.get(ident)
@@ -411,7 +389,7 @@ class FileTokenStore:
             _LEASES[ident] = _Lease(holder, fd, fence)
             return fence
 
-    def _release(self, key: str, holder: str) -> bool:
+    def _release_locked(self, key: str, holder: str) -> bool:
         with _LEASES_LOCK:
             held = _LEASES.get((self._dev, self._ino, key))
             if held is None or held.holder != holder:
@@ -420,7 +398,7 @@ class FileTokenStore:
             os.close(held.fd)  # the only handle on it: the flock goes with it
             return True
 
-    def _spend(self, key: str, write_id: str) -> bool:
+    def _spend_locked(self, key: str, write_id: str) -> bool:
         with self._mutation(key):
             record = self._read_record(key)
             if (
@@ -433,7 +411,7 @@ class FileTokenStore:
             self._write(f"{key}.json", attrs.evolve(record, spent=True).encode())
             return True
 
-    def _commit(  # noqa: PLR0917 - the protocol's arguments, passed through
+    def _commit_locked(  # noqa: PLR0917 - the protocol's arguments, passed through
         self,
         key: str,
         box: Opaque,
@@ -483,7 +461,7 @@ class FileTokenStore:
                         if time.monotonic() >= deadline:
                             raise TokenStoreError(self._stuck(key)) from None
                         time.sleep(pause)
-                        pause = min(pause * 2, _MAX_POLL)
+                        pause = min(pause * 2, FILE_LOCK_MAX_POLL)
                 yield  # the lock goes with the file's last close
             finally:
                 os.close(fd)

@@ -22,28 +22,24 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
+from teletracker_async._config import REDIS_TIMEOUT
 from teletracker_async.stores._base import (
+    CheckedStore,
+    Opaque,
     StoredRecord,
     TokenStoreError,
-    _check_times,
-    _check_ttl,
+    check_name,
+    check_ttl,
 )
 from teletracker_async.stores._util import (
     Failed,
-    Opaque,
-    check_expected,
-    check_fence,
-    check_key,
-    check_name,
-    check_payload,
     in_thread,
 )
 
 __all__ = ["REDIS_TIMEOUT", "RedisTokenStore"]
 
-#: Seconds to connect, and to wait for any answer, before the store counts as
-#: unreachable (a frozen server must cost a TokenStoreError, not a hang).
-REDIS_TIMEOUT = 5.0
 
 _SCHEMES = ("redis", "rediss", "unix")
 
@@ -177,7 +173,83 @@ def _where_client(client: Any) -> str:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
-class RedisTokenStore:
+@attrs.frozen
+class _Link:
+    """The Redis client a store talks through, and how to name it in messages."""
+
+    redis: Any
+    client: Any
+    #: What ``repr`` shows (a URL without its password, or the client's type).
+    shown: str
+    #: Host and port (or socket path), for error messages.
+    where: str
+    #: A ``redis.asyncio`` client (asyncio only) rather than a sync one.
+    is_async: bool = False
+    #: Made here from a URL, so the store closes it.
+    owned: bool = False
+
+    @classmethod
+    def to(cls, url_or_client: Any, timeout: float) -> _Link:
+        try:
+            import redis  # noqa: PLC0415 - an optional extra
+            import redis.asyncio  # noqa: PLC0415
+        except ImportError:
+            raise ModuleNotFoundError(
+                "RedisTokenStore needs the redis package: "
+                "pip install 'teletracker-async[redis]'"
+            ) from None
+        if isinstance(url_or_client, str):
+            return cls._from_url(redis, url_or_client, timeout)
+        if not isinstance(url_or_client, redis.Redis | redis.asyncio.Redis):
+            raise TypeError(
+                "url_or_client must be a Redis URL (str), a redis.Redis or a "
+                f"redis.asyncio.Redis client, not {type(url_or_client).__name__}"
+            )
+        client = url_or_client
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError(
+                "the Redis client must not decode responses (payloads are bytes): "
+                "make it with decode_responses=False"
+            )
+        where = _where_client(client)
+        return cls(
+            redis,
+            client,
+            shown=f"<{type(client).__module__}.{type(client).__name__} at {where}>",
+            where=where,
+            is_async=isinstance(client, redis.asyncio.Redis),
+        )
+
+    @classmethod
+    def _from_url(cls, redis: Any, url: str, timeout: float) -> _Link:
+        from redis.backoff import NoBackoff  # noqa: PLC0415 - an optional extra
+        from redis.retry import Retry  # noqa: PLC0415
+
+        if urllib.parse.urlsplit(url).scheme not in _SCHEMES:
+            raise ValueError(
+                "url must start with redis://, rediss:// or unix://, got "
+                f"{redact_url(url)!r}"
+            )
+        try:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                decode_responses=False,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError:
+            raise ValueError(f"not a usable Redis URL: {redact_url(url)!r}") from None
+        return cls(
+            redis,
+            client,
+            shown=repr(redact_url(url)),
+            where=_where_url(url),
+            owned=True,
+        )
+
+
+class RedisTokenStore(CheckedStore):
     """A token store in Redis (>= 6.2) or Valkey, for processes on many hosts.
 
     Args:
@@ -205,65 +277,15 @@ class RedisTokenStore:
         timeout: float = REDIS_TIMEOUT,
         _check_instance: bool = True,
     ) -> None:
-        try:
-            import redis  # noqa: PLC0415 - an optional extra
-            import redis.asyncio  # noqa: PLC0415
-            from redis.backoff import NoBackoff  # noqa: PLC0415
-            from redis.retry import Retry  # noqa: PLC0415
-        except ImportError:
-            raise ModuleNotFoundError(
-                "RedisTokenStore needs the redis package: "
-                "pip install 'teletracker-async[redis]'"
-            ) from None
         check_name("prefix", prefix)
-        _check_ttl(timeout)
-        self._redis = redis
+        check_ttl(timeout)
         self._prefix = prefix
         self._check = "1" if _check_instance else "0"
-        self._async = False
-        self._owned = False
-        if isinstance(url_or_client, str):
-            scheme = urllib.parse.urlsplit(url_or_client).scheme
-            if scheme not in _SCHEMES:
-                raise ValueError(
-                    "url must start with redis://, rediss:// or unix://, got "
-                    f"{redact_url(url_or_client)!r}"
-                )
-            self._shown = repr(redact_url(url_or_client))
-            self._where = _where_url(url_or_client)
-            try:
-                client: Any = redis.Redis.from_url(
-                    url_or_client,
-                    socket_timeout=timeout,
-                    socket_connect_timeout=timeout,
-                    decode_responses=False,
-                    retry=Retry(NoBackoff(), 0),
-                )
-            except ValueError:
-                raise ValueError(
-                    f"not a usable Redis URL: {redact_url(url_or_client)!r}"
-                ) from None
-            self._owned = True
-        elif isinstance(url_or_client, redis.asyncio.Redis):
-            client = url_or_client
-            self._async = True
-        elif isinstance(url_or_client, redis.Redis):
-            client = url_or_client
-        else:
-            raise TypeError(
-                "url_or_client must be a Redis URL (str), a redis.Redis or a "
-                f"redis.asyncio.Redis client, not {type(url_or_client).__name__}"
-            )
-        if not isinstance(url_or_client, str):
-            self._where = _where_client(client)
-            self._shown = (
-                f"<{type(client).__module__}.{type(client).__name__} at {self._where}>"
-            )
-            if client.connection_pool.connection_kwargs.get("decode_responses"):
-                raise ValueError(
-                    "the Redis client must not decode responses (payloads are bytes): "
-                    "make it with decode_responses=False"
-                )
+        link = _Link.to(url_or_client, timeout)
+        self._redis = link.redis
+        self._async, self._owned = link.is_async, link.owned
+        self._shown, self._where = link.shown, link.where
+        client = link.client
         self._client = client
         self._scripts = {
             name: client.register_script(source) for name, source in _SCRIPTS.items()
@@ -278,8 +300,7 @@ class RedisTokenStore:
 
     # -- the protocol ------------------------------------------------------------------
 
-    async def load(self, key: str) -> StoredRecord | None:
-        check_key(key)
+    async def _load(self, key: str) -> StoredRecord | None:
         answer = await self._run("load", key, [self._check])
         if answer is None:
             return None
@@ -293,27 +314,20 @@ class RedisTokenStore:
             remaining=int(remaining_ms) / 1000,
         )
 
-    async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
-        check_key(key)
-        check_name("holder", holder)
-        _check_ttl(ttl)
+    async def _acquire(self, key: str, holder: str, ttl: float) -> int | None:
         answer = await self._run("acquire", key, [holder, max(1, round(ttl * 1000))])
         return None if answer is None else int(answer)
 
-    async def release(self, key: str, holder: str) -> bool:
-        check_key(key)
-        check_name("holder", holder)
+    async def _release(self, key: str, holder: str) -> bool:
         return bool(await self._run("release", key, [holder]))
 
-    async def spend(self, key: str, write_id: str) -> bool:
-        check_key(key)
-        check_name("write_id", write_id)
+    async def _spend(self, key: str, write_id: str) -> bool:
         return bool(await self._run("spend", key, [write_id, self._check]))
 
-    async def commit(
+    async def _commit(
         self,
         key: str,
-        payload: bytes,
+        box: Opaque,
         *,
         write_id: str,
         expected: str | None,
@@ -321,14 +335,6 @@ class RedisTokenStore:
         lifetime: float,
         age: float,
     ) -> bool:
-        check_payload(payload)
-        box = Opaque(payload)
-        del payload  # error reporters show frame locals: keep the box only
-        check_key(key)
-        check_name("write_id", write_id)
-        check_expected(expected)
-        check_fence(fence)
-        _check_times(lifetime, age)
         args = [
             box,
             write_id,

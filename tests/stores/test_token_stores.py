@@ -259,10 +259,10 @@ async def test_bad_arguments_are_refused(store: Any, call: Any, error: Any) -> N
         await call(store)
 
 
-# -- what the file and Redis stores check on top ---------------------------------------
+# -- what every store checks, once, in their base ------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["file", "redis"])
+@pytest.mark.parametrize("kind", ["memory", "file", "redis"])
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
@@ -294,7 +294,7 @@ async def test_bad_arguments_are_refused(store: Any, call: Any, error: Any) -> N
         ),
     ],
 )
-async def test_real_stores_check_their_arguments(
+async def test_every_store_checks_its_arguments_once(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     kind: str,
@@ -302,9 +302,13 @@ async def test_real_stores_check_their_arguments(
     error: Any,
     match: str,
 ) -> None:
-    """Keys become file and key names: only store_key()'s alphabet is accepted."""
-    if kind == "file":
-        made: Any = FileTokenStore(tmp_path / "s")
+    """Every store refuses the same bad arguments with the same message (keys
+    become file and key names: only store_key()'s alphabet is accepted)."""
+    made: Any
+    if kind == "memory":
+        made = MemoryTokenStore()
+    elif kind == "file":
+        made = FileTokenStore(tmp_path / "s")
     else:
         made = RedisTokenStore(request.getfixturevalue("redis_server").url)
     try:
