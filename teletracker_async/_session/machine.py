@@ -431,26 +431,35 @@ class SessionMachine:
         if superseded and self.lease is not None:
             return self.lease
         self._land(exchange)
-        session = AuthSession(
-            token=answer.token,
-            refresh_token=answer.refresh_token,
-            guid=answer.guid,
-            token_expiration=answer.token_expiration,
-            token_lifetime=answer.token_lifetime,
-            refresh_token_expiration=answer.refresh_token_expiration,
-            obtained_at=now
-            if expires_at is None
-            else expires_at - answer.token_lifetime,
-            account_id=answer.account_id or exchange.account_id,  # the server's say
-            extra=answer.extra,
+        return self._install(
+            AuthSession(
+                token=answer.token,
+                refresh_token=answer.refresh_token,
+                guid=answer.guid,
+                token_expiration=answer.token_expiration,
+                token_lifetime=answer.token_lifetime,
+                refresh_token_expiration=answer.refresh_token_expiration,
+                obtained_at=now
+                if expires_at is None
+                else expires_at - answer.token_lifetime,
+                account_id=answer.account_id or exchange.account_id,  # the server's
+                extra=answer.extra,
+            ),
+            exchange.account_id,
+            write_id,
         )
+
+    def _install(
+        self, session: AuthSession, account_id: int | None, write_id: str | None
+    ) -> Lease:
+        """Make *session* the current one: its timeline, a new generation."""
         margin = min(self.refresh_margin, session.token_lifetime / 2)
         if self.fleet:  # each process its own moment, or the fleet comes at once
             margin *= self.rng.uniform(1 - FLEET_JITTER, 1)
         expires_at = session.expires_at
         refresh_at = expires_at - margin
         self.generation += 1
-        self.account_id = exchange.account_id
+        self.account_id = account_id
         self.lease = Lease(
             session=session,
             generation=self.generation,
