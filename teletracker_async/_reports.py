@@ -10,17 +10,31 @@ caller's task, and ``__anext__`` only waits on events. No task outlives the
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from teletracker_async._call.answers import records
+from teletracker_async._errors import TeletrackerError
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["CallDataStream", "windows_of"]
+    from teletracker_async._call.send import RequestPath
+
+__all__ = [
+    "CallDataStream",
+    "call_data",
+    "date_range",
+    "iter_call_data",
+    "windows_of",
+]
+
+#: A day: a ``date`` or ``"YYYY-MM-DD"``.
+DateLike = date | str
 
 Window = tuple[date, date]
 Records = list[dict[str, Any]]
@@ -210,3 +224,92 @@ class CallDataStream:
         self._in_flight -= 1
         self._room.set()
         self._arrived.set()
+
+
+def _as_date(name: str, value: object) -> date:
+    if isinstance(value, datetime):
+        raise TypeError(f"{name} must be a date, not a datetime (which day is meant?)")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name} must be YYYY-MM-DD, got {value!r}") from None
+    raise TypeError(
+        f"{name} must be a datetime.date or a 'YYYY-MM-DD' string, "
+        f"not {type(value).__name__}"
+    )
+
+
+def date_range(start: object, end: object) -> tuple[date, date]:
+    """*start* and *end* as dates, *end* not before *start*.
+
+    Raises:
+        TypeError, ValueError: Not a day, or *end* before *start*.
+    """
+    first, last = _as_date("start_date", start), _as_date("end_date", end)
+    if last < first:
+        raise ValueError(f"end_date {last} is before start_date {first}")
+    return first, last
+
+
+async def call_data(
+    path: RequestPath, first: date, last: date, account_id: int | None
+) -> Records:
+    """The call records from *first* to *last*, through *path*.
+
+    Raises:
+        TeletrackerError: As ``TeletrackerClient.call_data``.
+    """
+    params: dict[str, Any] = {
+        "start_date": first.isoformat(),
+        "end_date": last.isoformat(),
+    }
+    if account_id is not None:
+        params["account_id"] = account_id
+    where = "/reports/call-data"
+    url = path.link.url(where)
+    build, extra = path.link.http.build_request, path.extra
+    response = await path.send(
+        lambda: build("GET", url, params=params, **extra),
+        what=("GET", where),
+        idempotent=None,
+    )
+    result = records(where, response, path.auth)
+    if isinstance(result, TeletrackerError):
+        raise result
+    return result
+
+
+async def iter_call_data(
+    path: RequestPath, windows: list[Window], account_id: int | None, width: int
+) -> AsyncIterator[dict[str, Any]]:
+    """The records of *windows*, *width* windows fetched at a time, in order."""
+    for batch_start in range(0, len(windows), width):
+        batch = windows[batch_start : batch_start + width]
+        for found in await _fetch_batch(path, batch, account_id):
+            for record in found:
+                yield record
+
+
+async def _fetch_batch(
+    path: RequestPath, batch: list[Window], account_id: int | None
+) -> list[Records]:
+    results: list[Records] = [[] for _ in batch]
+    errors: list[BaseException] = []
+
+    async def fetch(index: int, window: Window) -> None:
+        try:
+            results[index] = await call_data(path, *window, account_id)
+        except TeletrackerError as exc:
+            if not errors:
+                errors.append(exc)
+            tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        for index, window in enumerate(batch):
+            tg.start_soon(fetch, index, window)
+    if errors:
+        raise errors[0]
+    return results
