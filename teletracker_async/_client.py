@@ -7,8 +7,7 @@ in ``_call/``, report pulls in ``_reports.py``, settings in ``_options.py``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import date
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, overload
 
@@ -20,6 +19,7 @@ from teletracker_async._call.options import (
     NOT_GIVEN,
     CallOptions,
     NotGiven,
+    TimeoutArg,
     check_total_timeout,
 )
 from teletracker_async._call.retry import Retry
@@ -29,21 +29,12 @@ from teletracker_async._config import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOTAL_TIMEOUT,
 )
-from teletracker_async._errors import AccountMismatchError
 from teletracker_async._http import TimeoutLike
 from teletracker_async._models import AuthSession
 from teletracker_async._options import AnyAuth, ClientOptions, auth_for, pick_stack
-from teletracker_async._reports import (
-    CallDataStream,
-    DateLike,
-    call_data,
-    date_range,
-    iter_call_data,
-    windows_of,
-)
+from teletracker_async._reports import ReportCalls
 from teletracker_async._secrets import (
     check_account_id,
-    check_positive_int,
     secret_password,
 )
 from teletracker_async._session.fleet import StoreErrors
@@ -59,8 +50,6 @@ if TYPE_CHECKING:
     #: The auth class of a client: a bearer flow (``TeletrackerAuth`` of its
     #: stack) when built from credentials, the class of ``auth=`` when given.
     AuthT_co = TypeVar("AuthT_co", bound=AnyAuth, default=AnyAuth, covariant=True)
-    #: A Timeout of either stack, seconds, or None.
-    TimeoutArg = httpx.Timeout | TimeoutLike | float | None
     HTTPAsyncClient = httpx.AsyncClient | httpx2.AsyncClient
 else:
     from typing import TypeVar
@@ -78,7 +67,7 @@ class _Views:
     accounts: dict[int, TeletrackerClient[Any]] = attrs.field(factory=dict)
 
 
-class TeletrackerClient(Generic[AuthT_co]):
+class TeletrackerClient(ReportCalls, Generic[AuthT_co]):
     """An async client for the Teletracker API, safe to share between coroutines.
 
     Give ``username`` and ``password`` (a :class:`TeletrackerAuth` is built), or
@@ -412,9 +401,9 @@ class TeletrackerClient(Generic[AuthT_co]):
             APIConnectionError: No answer (``APITimeoutError`` for timeouts).
         """
         method = method.upper()
-        way = self._path if timeout is NOT_GIVEN else self._with_timeout(timeout)
+        way = self._path if timeout is NOT_GIVEN else self._path.with_timeout(timeout)
         if params is not None and "account_id" in params:
-            self._check_account(
+            self._path.check_account(
                 f"{method} {path}", check_account_id(params["account_id"])
             )
         url = way.link.url(path)
@@ -425,152 +414,6 @@ class TeletrackerClient(Generic[AuthT_co]):
             idempotent=idempotent,
         )
         return read_json(method, path, response, way.auth)
-
-    def _with_timeout(self, timeout: object) -> RequestPath:
-        path = self._path
-        if timeout is NOT_GIVEN:
-            return path
-        return path.with_options(path.options.evolve(path.link.stack, timeout=timeout))
-
-    def _check_account(self, what: str, account_id: int | None) -> None:
-        """Refuse, before sending, a bearer request for another account than the
-        session's (it could only be refused, after a wasted renewal)."""
-        auth = self._path.auth
-        if account_id is None or not isinstance(auth, BearerFlow):
-            return
-        session = auth.session
-        current = (
-            session.account_id
-            if session is not None and session.account_id is not None
-            else auth.account_id
-        )
-        if current is None or current == account_id:
-            return  # the same account, or one only the server knows: let it decide
-        raise AccountMismatchError(
-            f"{what}: account_id={account_id}, but this client's bearer session "
-            f"belongs to account {current}, and a session acts on one account only. "
-            f"Use client.for_account({account_id}) (its own session, the same "
-            f"connection pool), or client.switch_account({account_id}) to move this "
-            "client's session. Nothing was sent.",
-            session_account_id=current,
-            account_id=account_id,
-        )
-
-    # -- reports ----------------------------------------------------------------------
-
-    async def call_data(
-        self,
-        start_date: DateLike,
-        end_date: DateLike,
-        *,
-        account_id: int | None = None,
-        timeout: TimeoutArg | NotGiven = NOT_GIVEN,  # noqa: ASYNC109 - the request's
-    ) -> list[dict[str, Any]]:
-        """Call records between two dates, both included.
-
-        Args:
-            start_date: A ``date`` or ``"YYYY-MM-DD"``.
-            end_date: A ``date`` or ``"YYYY-MM-DD"``, not before ``start_date``.
-            account_id: The account to report on. With a bearer session it must be
-                the session's own (use :meth:`for_account` for others); Basic and
-                Integrator auth send it with the request.
-            timeout: This call's timeouts instead of the client's.
-
-        Returns:
-            The records as the API sends them (plain dicts).
-
-        Raises:
-            ValueError, TypeError: Bad dates or account id (before any request).
-            AccountMismatchError: A bearer session of another account.
-            TeletrackerError: As :meth:`request_json`; ``ResponseFormatError`` when
-                ``data`` is not a list of objects.
-        """
-        first, last = date_range(start_date, end_date)
-        account = check_account_id(account_id)
-        self._check_account("call_data", account)
-        return await call_data(self._with_timeout(timeout), first, last, account)
-
-    def stream_call_data(
-        self,
-        start_date: DateLike,
-        end_date: DateLike,
-        *,
-        account_id: int | None = None,
-        window_days: int = 1,
-        concurrency: int = 8,
-        ahead: int | None = None,
-        timeout: TimeoutArg | NotGiven = NOT_GIVEN,
-    ) -> CallDataStream:
-        """Call records of a long range, in date order, through a sliding window.
-
-        ::
-
-            async with client.stream_call_data(start, end) as stream:
-                async for record in stream:
-                    ...
-
-        The range is cut into windows of ``window_days``. As soon as one window's
-        answer arrives the next one starts, keeping up to ``concurrency`` requests
-        in flight, also while your loop body works. Records come out in date
-        order. At most ``ahead`` windows past the one being read are fetched or
-        in flight (default ``2 * concurrency``), which bounds memory. Leaving the
-        block cancels whatever still runs; the first error is raised as itself.
-        ``stream.windows_done``, ``stream.windows_total``, ``stream.records`` and
-        ``stream.eta()`` tell how far it is.
-
-        Raises:
-            ValueError, TypeError: Bad arguments, here, before any request.
-            AccountMismatchError: A bearer session of another account, here.
-            TeletrackerError: From the loop: the first window that failed.
-        """
-        first, last = date_range(start_date, end_date)
-        account = check_account_id(account_id)
-        step = check_positive_int("window_days", window_days)
-        width = check_positive_int("concurrency", concurrency)
-        lookahead = 2 * width if ahead is None else check_positive_int("ahead", ahead)
-        self._check_account("stream_call_data", account)
-        path = self._with_timeout(timeout)
-
-        async def fetch(start: date, end: date) -> list[dict[str, Any]]:
-            return await call_data(path, start, end, account)
-
-        return CallDataStream(
-            fetch, windows_of(first, last, step), concurrency=width, ahead=lookahead
-        )
-
-    def iter_call_data(
-        self,
-        start_date: DateLike,
-        end_date: DateLike,
-        *,
-        account_id: int | None = None,
-        window_days: int = 1,
-        concurrency: int = 8,
-        timeout: TimeoutArg | NotGiven = NOT_GIVEN,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yield call records of a long range in date order, a batch at a time.
-
-        The simple form of :meth:`stream_call_data`, usable without a block: the
-        range is cut into windows of ``window_days``; ``concurrency`` windows are
-        fetched together, then their records are yielded in order before the next
-        batch starts. An async generator cannot hold a task group across its
-        ``yield``, so each batch's tasks end before its records are yielded: a
-        ``break`` leaves nothing running, and the first error is raised as itself.
-        The price: a batch waits for its slowest window, and nothing is fetched
-        while you consume it. :meth:`stream_call_data` has neither cost.
-
-        Raises:
-            ValueError, TypeError: Bad arguments, before any request.
-            AccountMismatchError: A bearer session of another account.
-            TeletrackerError: The first error of a batch; the rest are cancelled.
-        """
-        first, last = date_range(start_date, end_date)
-        account = check_account_id(account_id)
-        step = check_positive_int("window_days", window_days)
-        width = check_positive_int("concurrency", concurrency)
-        self._check_account("iter_call_data", account)
-        path = self._with_timeout(timeout)
-        return iter_call_data(path, windows_of(first, last, step), account, width)
 
     # -- session ----------------------------------------------------------------------
 

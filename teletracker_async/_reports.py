@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from teletracker_async._call.answers import records
+from teletracker_async._call.options import NOT_GIVEN, NotGiven, TimeoutArg
 from teletracker_async._errors import TeletrackerError
+from teletracker_async._secrets import check_account_id, check_positive_int
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CallDataStream",
+    "ReportCalls",
     "call_data",
     "date_range",
     "iter_call_data",
@@ -313,3 +316,124 @@ async def _fetch_batch(
     if errors:
         raise errors[0]
     return results
+
+
+class ReportCalls:
+    """The report pulls of ``TeletrackerClient`` (a base of it): each goes through
+    the client's request path."""
+
+    _path: RequestPath
+
+    async def call_data(
+        self,
+        start_date: DateLike,
+        end_date: DateLike,
+        *,
+        account_id: int | None = None,
+        timeout: TimeoutArg | NotGiven = NOT_GIVEN,  # noqa: ASYNC109 - the request's
+    ) -> list[dict[str, Any]]:
+        """Call records between two dates, both included.
+
+        Args:
+            start_date: A ``date`` or ``"YYYY-MM-DD"``.
+            end_date: A ``date`` or ``"YYYY-MM-DD"``, not before ``start_date``.
+            account_id: The account to report on. With a bearer session it must be
+                the session's own (use :meth:`for_account` for others); Basic and
+                Integrator auth send it with the request.
+            timeout: This call's timeouts instead of the client's.
+
+        Returns:
+            The records as the API sends them (plain dicts).
+
+        Raises:
+            ValueError, TypeError: Bad dates or account id (before any request).
+            AccountMismatchError: A bearer session of another account.
+            TeletrackerError: As :meth:`request_json`; ``ResponseFormatError`` when
+                ``data`` is not a list of objects.
+        """
+        first, last = date_range(start_date, end_date)
+        account = check_account_id(account_id)
+        self._path.check_account("call_data", account)
+        return await call_data(self._path.with_timeout(timeout), first, last, account)
+
+    def stream_call_data(
+        self,
+        start_date: DateLike,
+        end_date: DateLike,
+        *,
+        account_id: int | None = None,
+        window_days: int = 1,
+        concurrency: int = 8,
+        ahead: int | None = None,
+        timeout: TimeoutArg | NotGiven = NOT_GIVEN,
+    ) -> CallDataStream:
+        """Call records of a long range, in date order, through a sliding window.
+
+        ::
+
+            async with client.stream_call_data(start, end) as stream:
+                async for record in stream:
+                    ...
+
+        The range is cut into windows of ``window_days``. As soon as one window's
+        answer arrives the next one starts, keeping up to ``concurrency`` requests
+        in flight, also while your loop body works. Records come out in date
+        order. At most ``ahead`` windows past the one being read are fetched or
+        in flight (default ``2 * concurrency``), which bounds memory. Leaving the
+        block cancels whatever still runs; the first error is raised as itself.
+        ``stream.windows_done``, ``stream.windows_total``, ``stream.records`` and
+        ``stream.eta()`` tell how far it is.
+
+        Raises:
+            ValueError, TypeError: Bad arguments, here, before any request.
+            AccountMismatchError: A bearer session of another account, here.
+            TeletrackerError: From the loop: the first window that failed.
+        """
+        first, last = date_range(start_date, end_date)
+        account = check_account_id(account_id)
+        step = check_positive_int("window_days", window_days)
+        width = check_positive_int("concurrency", concurrency)
+        lookahead = 2 * width if ahead is None else check_positive_int("ahead", ahead)
+        self._path.check_account("stream_call_data", account)
+        path = self._path.with_timeout(timeout)
+
+        async def fetch(start: date, end: date) -> list[dict[str, Any]]:
+            return await call_data(path, start, end, account)
+
+        return CallDataStream(
+            fetch, windows_of(first, last, step), concurrency=width, ahead=lookahead
+        )
+
+    def iter_call_data(
+        self,
+        start_date: DateLike,
+        end_date: DateLike,
+        *,
+        account_id: int | None = None,
+        window_days: int = 1,
+        concurrency: int = 8,
+        timeout: TimeoutArg | NotGiven = NOT_GIVEN,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield call records of a long range in date order, a batch at a time.
+
+        The simple form of :meth:`stream_call_data`, usable without a block: the
+        range is cut into windows of ``window_days``; ``concurrency`` windows are
+        fetched together, then their records are yielded in order before the next
+        batch starts. An async generator cannot hold a task group across its
+        ``yield``, so each batch's tasks end before its records are yielded: a
+        ``break`` leaves nothing running, and the first error is raised as itself.
+        The price: a batch waits for its slowest window, and nothing is fetched
+        while you consume it. :meth:`stream_call_data` has neither cost.
+
+        Raises:
+            ValueError, TypeError: Bad arguments, before any request.
+            AccountMismatchError: A bearer session of another account.
+            TeletrackerError: The first error of a batch; the rest are cancelled.
+        """
+        first, last = date_range(start_date, end_date)
+        account = check_account_id(account_id)
+        step = check_positive_int("window_days", window_days)
+        width = check_positive_int("concurrency", concurrency)
+        self._path.check_account("iter_call_data", account)
+        path = self._path.with_timeout(timeout)
+        return iter_call_data(path, windows_of(first, last, step), account, width)

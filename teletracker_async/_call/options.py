@@ -15,6 +15,7 @@ __all__ = [
     "NOT_GIVEN",
     "CallOptions",
     "NotGiven",
+    "TimeoutArg",
     "check_timeout",
     "check_total_timeout",
     "in_stack",
@@ -30,6 +31,9 @@ class NotGiven:
 
 #: "Not given": None is a value (no timeout, no deadline).
 NOT_GIVEN: Final = NotGiven()
+
+#: A timeout as callers give it: a ``Timeout`` of either stack, seconds, or None.
+TimeoutArg = httpx.Timeout | TimeoutLike | float | None
 
 
 def in_stack(stack: Stack, value: Any, kind: str) -> Any:

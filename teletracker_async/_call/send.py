@@ -26,7 +26,7 @@ from teletracker_async._call.answers import (
     parse_retry_after,
     request_error,
 )
-from teletracker_async._call.options import CallOptions
+from teletracker_async._call.options import NOT_GIVEN, CallOptions
 from teletracker_async._call.queue import Queue
 from teletracker_async._call.retry import (
     AuthFailed,
@@ -39,6 +39,7 @@ from teletracker_async._call.retry import (
 )
 from teletracker_async._config import IDEMPOTENT_METHODS
 from teletracker_async._errors import (
+    AccountMismatchError,
     APITimeoutError,
     RateLimitError,
     ServerError,
@@ -46,6 +47,7 @@ from teletracker_async._errors import (
 )
 from teletracker_async._http import HTTPClient, Request, Response, Stack
 from teletracker_async._session.core import _current_loop
+from teletracker_async._session.flow import BearerFlow
 
 __all__ = ["Link", "RequestPath"]
 
@@ -155,6 +157,44 @@ class RequestPath:
         if options == self.options:
             return self
         return RequestPath(self.link, self.auth, options)
+
+    def with_timeout(self, timeout: object) -> RequestPath:
+        """This path with the call's own *timeout*, unless it is NOT_GIVEN.
+
+        Raises:
+            TypeError: A bad timeout.
+        """
+        if timeout is NOT_GIVEN:
+            return self
+        return self.with_options(self.options.evolve(self.link.stack, timeout=timeout))
+
+    def check_account(self, what: str, account_id: int | None) -> None:
+        """Refuse, before sending, a bearer request for another account than the
+        session's (it could only be refused, after a wasted renewal).
+
+        Raises:
+            AccountMismatchError: The bearer session works in another account.
+        """
+        auth = self.auth
+        if account_id is None or not isinstance(auth, BearerFlow):
+            return
+        session = auth.session
+        current = (
+            session.account_id
+            if session is not None and session.account_id is not None
+            else auth.account_id
+        )
+        if current is None or current == account_id:
+            return  # the same account, or one only the server knows: let it decide
+        raise AccountMismatchError(
+            f"{what}: account_id={account_id}, but this client's bearer session "
+            f"belongs to account {current}, and a session acts on one account only. "
+            f"Use client.for_account({account_id}) (its own session, the same "
+            f"connection pool), or client.switch_account({account_id}) to move this "
+            "client's session. Nothing was sent.",
+            session_account_id=current,
+            account_id=account_id,
+        )
 
     def send(
         self,
