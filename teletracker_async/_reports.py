@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from teletracker_async._call.answers import records
+from teletracker_async._call.answers import records as records_of
 from teletracker_async._call.options import NOT_GIVEN, NotGiven, TimeoutArg
 from teletracker_async._errors import TeletrackerError
 from teletracker_async._secrets import check_account_id, check_positive_int
@@ -93,9 +93,9 @@ class CallDataStream:
         self._windows = tuple(windows)
         self._concurrency = concurrency
         self._ahead = ahead
-        self.windows_total = len(self._windows)
-        self.windows_done = 0
-        self.records = 0
+        self.windows_total: int = len(self._windows)
+        self.windows_done: int = 0
+        self.records: int = 0
         self.started_at: float | None = None
         self._results: dict[int, Records] = {}
         self._started = 0  # windows started (they start in date order)
@@ -279,7 +279,7 @@ async def call_data(
         what=("GET", where),
         idempotent=None,
     )
-    result = records(where, response, path.auth)
+    result = records_of(where, response, path.auth)
     if isinstance(result, TeletrackerError):
         raise result
     return result
