@@ -31,6 +31,7 @@ import httpx
 
 from benchmarks._server import PASSWORD, USER, served
 from teletracker_async import TeletrackerAuth, TeletrackerClient
+from teletracker_async._call.queue import Queue
 from teletracker_async._config import DEFAULT_TIMEOUT
 
 __all__ = ["CLIENTS", "loopback", "pull"]
@@ -90,10 +91,12 @@ async def _client(  # noqa: C901 - one branch per client, flat on purpose
                 ),
             )
         )
+        link = client._path.link  # noqa: SLF001
         if name == "ours_httpx2_sem":
-            client._shared.slots = anyio.Semaphore(conns, fast_acquire=True)  # noqa: SLF001
+            handover = link.queue is not None and link.queue.handover
+            link.queue = Queue(link.stack, conns, handover)
         elif name == "ours_httpx2":
-            client._shared.slots = None  # noqa: SLF001
+            link.queue = None
 
         async def ours() -> None:
             await client.request_json("GET", PATH, params=DAY)

@@ -4,6 +4,7 @@ One :class:`TeletrackerAuth` shares one bearer session between any number of
 coroutines: one login, one refresh per expiry, and no request lost to an expired token.
 """
 
+from teletracker_async._call.retry import Retry
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 from teletracker_async._errors import (
@@ -44,6 +45,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseFormatError",
+    "Retry",
     "ServerError",
     "TeletrackerAuth",
     "TeletrackerBasicAuth",

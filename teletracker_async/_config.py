@@ -13,7 +13,9 @@ import httpx
 __all__ = [
     "BACKOFF_BASE",
     "DEFAULT_BASE_URL",
+    "DEFAULT_JITTER",
     "DEFAULT_LIMITS",
+    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_REFRESH_MARGIN",
     "DEFAULT_TIMEOUT",
@@ -99,15 +101,23 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=None)
 DEFAULT_LIMITS = httpx.Limits(
     max_connections=20, max_keepalive_connections=20, keepalive_expiry=30.0
 )
-#: Retries after the first try.
+#: Retries after the first try (``max_retries=``, the older spelling of ``Retry``).
 DEFAULT_MAX_RETRIES = 2
+#: Tries of one call, the first included (``Retry.max_attempts``).
+DEFAULT_MAX_ATTEMPTS = DEFAULT_MAX_RETRIES + 1
+#: Statuses retried (``Retry.statuses``): the API's "slow down" and its gateways'
+#: "not now"; a 500 may have done the work, so it is not repeated.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: No deadline for one call and its retries unless the caller sets one (seconds).
 DEFAULT_TOTAL_TIMEOUT: float | None = None
-#: Full-jitter exponential backoff: uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**n)).
+#: Full-jitter exponential backoff: uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**n))
+#: before retry n + 1 (``Retry.backoff``, ``Retry.max_backoff``, ``Retry.jitter``).
 BACKOFF_BASE = 0.5
 MAX_BACKOFF = 8.0
+#: The share of each backoff drawn at random: 1.0 is full jitter (a fleet refused at
+#: once does not come back at once), 0.0 none.
+DEFAULT_JITTER = 1.0
 #: A Retry-After longer than this is not slept through: the error is raised with it
 #: (``RateLimitError.retry_after`` keeps the server's value, uncapped).
 MAX_RETRY_AFTER = 60.0

@@ -9,13 +9,126 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import httpx
 
-__all__ = ["HTTPX", "Stack", "httpx2_stack", "stack_of"]
+__all__ = [
+    "HTTPX",
+    "URL",
+    "ByteStream",
+    "HTTPClient",
+    "Headers",
+    "Request",
+    "Response",
+    "Stack",
+    "TimeoutLike",
+    "httpx2_stack",
+    "stack_of",
+]
+
+
+# The parts of either stack's objects the SDK touches, as small Protocols: the rest
+# of the package is written against these, never against a module of its own.
+class URL(Protocol):
+    """A URL of either stack."""
+
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def path(self) -> str: ...
+
+
+class Headers(Protocol):
+    """Headers of either stack."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def __getitem__(self, key: str) -> str: ...
+    def __setitem__(self, key: str, value: str) -> None: ...
+    def multi_items(self) -> list[tuple[str, str]]: ...
+
+
+class Request(Protocol):
+    """A request of either stack."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def url(self) -> URL: ...
+    @property
+    def headers(self) -> Headers: ...
+    @property
+    def extensions(self) -> Mapping[str, Any]: ...
+
+
+class ByteStream(Protocol):
+    """An answer's body stream."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    async def aclose(self) -> None: ...
+
+
+class Response(Protocol):
+    """An answer of either stack, read (``aread``) before the SDK looks at it."""
+
+    stream: Any  # replaced by the queue's hand-over stream (see _call/queue.py)
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Headers: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def request(self) -> Request: ...
+    @property
+    def is_success(self) -> bool: ...
+    async def aread(self) -> bytes: ...
+    async def aclose(self) -> None: ...
+
+
+class TimeoutLike(Protocol):
+    """A ``Timeout`` of either stack."""
+
+    @property
+    def connect(self) -> float | None: ...
+    @property
+    def read(self) -> float | None: ...
+    @property
+    def write(self) -> float | None: ...
+    @property
+    def pool(self) -> float | None: ...
+
+
+class HTTPClient(Protocol):
+    """The ``AsyncClient`` of either stack, as far as the request path uses it."""
+
+    @property
+    def timeout(self) -> TimeoutLike: ...
+    @property
+    def headers(self) -> Headers: ...
+    def build_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Any = None,
+    ) -> Request: ...
+    def send(
+        self, request: Any, *, auth: Any, follow_redirects: bool, stream: bool
+    ) -> Awaitable[Response]: ...
+    async def aclose(self) -> None: ...
 
 
 @attrs.frozen

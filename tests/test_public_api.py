@@ -8,6 +8,7 @@ import time
 import types
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -35,6 +36,31 @@ def test_all_lists_exactly_the_public_names() -> None:
     }
     assert len(set(teletracker_async.__all__)) == len(teletracker_async.__all__)
     assert set(teletracker_async.__all__) == public
+    assert teletracker_async.__all__ == [
+        "DEFAULT_LIMITS",
+        "DEFAULT_TIMEOUT",
+        "APIConnectionError",
+        "APIError",
+        "APITimeoutError",
+        "AccountMismatchError",
+        "AuthSession",
+        "AuthenticationError",
+        "BadRequestError",
+        "CallDataStream",
+        "IntegratorAuth",
+        "NotFoundError",
+        "OriginMismatchError",
+        "PermissionDeniedError",
+        "RateLimitError",
+        "ResponseFormatError",
+        "Retry",
+        "ServerError",
+        "TeletrackerAuth",
+        "TeletrackerBasicAuth",
+        "TeletrackerClient",
+        "TeletrackerError",
+        "TokenStoreError",
+    ]
     assert teletracker_async.DEFAULT_TIMEOUT.pool is None
 
 
@@ -200,3 +226,19 @@ def test_stores_all_lists_exactly_its_public_names() -> None:
     assert {"FileTokenStore", "MemoryTokenStore", "RedisTokenStore"} <= public
     assert stores.TokenStoreError is teletracker_async.TokenStoreError
     assert issubclass(stores.TokenStoreError, TeletrackerError)
+
+
+def test_retry_public_attributes_are_pinned() -> None:
+    """Retry's fields and defaults are the documented ones."""
+    retry = teletracker_async.Retry()
+    assert [f.name for f in attrs.fields(teletracker_async.Retry)] == [
+        "max_attempts",
+        "backoff",
+        "max_backoff",
+        "jitter",
+        "statuses",
+        "max_retry_after",
+    ]
+    assert (retry.max_attempts, retry.backoff, retry.max_backoff) == (3, 0.5, 8.0)
+    assert (retry.jitter, retry.max_retry_after, retry.max_retries) == (1.0, 60.0, 2)
+    assert retry.statuses == frozenset({429, 502, 503, 504})

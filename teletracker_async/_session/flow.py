@@ -148,6 +148,27 @@ class BearerFlow(Credentials):
         new.__dict__.update(other.__dict__)  # the same credentials, core and clock
         return new
 
+    def for_account(self, account_id: int) -> Self:
+        """A new auth with these credentials for *account_id*: its own session.
+
+        It keeps this auth's refresh margin, clock and token store (each account's
+        record is its own key in the store); ``TeletrackerClient.for_account`` uses it.
+
+        Raises:
+            TypeError, ValueError: A bad account id.
+        """
+        fleet = self._fleet
+        return type(self)(
+            self._username,
+            self._password.get(),
+            account_id=account_id,
+            base_url=self._base_url,
+            refresh_margin=self._machine.refresh_margin,
+            clock=self._clock,
+            store=None if fleet is None else fleet.store,
+            store_errors="login" if fleet is None else fleet.errors,
+        )
+
     @property
     def stack(self) -> str:
         """The HTTP stack this auth works with: ``"httpx"`` or ``"httpx2"``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -16,6 +16,9 @@ from teletracker_async._secrets import (
     check_account_id,
     secret_password,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "BasicScheme",
@@ -52,6 +55,19 @@ class _HeaderAuth(Credentials):
                 "account_id", str(self._account_id)
             )
         yield request
+
+    def for_account(self, account_id: int) -> Self:
+        """A new auth with these credentials that sends *account_id*.
+
+        Raises:
+            TypeError, ValueError: A bad account id.
+        """
+        return type(self)(
+            self._username,
+            self._password.get(),  # type: ignore[arg-type]
+            account_id=account_id,
+            base_url=self._base_url,
+        )
 
     def use_account(self, account_id: int | None) -> None:
         """Send *account_id* with later requests (``TeletrackerClient.switch_account``).

@@ -123,7 +123,7 @@ async def settled(client: Any, held: Held, total: int) -> None:
     with anyio.fail_after(30):
         while True:
             await anyio.wait_all_tasks_blocked()
-            waiting = client._shared.slots.statistics().tasks_waiting
+            waiting = client._path.link.queue.slots.statistics().tasks_waiting
             if held.reading + waiting >= total:
                 return
             await anyio.sleep(0.01)  # a head still on the wire
@@ -339,7 +339,7 @@ async def test_every_queued_request_is_handed_the_connection(served: str) -> Non
         "httpx2", served, transport, limits=module.Limits(max_connections=1)
     ) as client:
         await client.session()
-        assert client._shared.handover
+        assert client._path.link.queue.handover
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 for _ in range(40):

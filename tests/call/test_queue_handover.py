@@ -89,7 +89,7 @@ async def test_the_queue_hands_connections_over_on_httpx2(
     watch = Watch()
     results: list[int] = []
     async with client_on(stack, served, watching(module, watch, 4), 4) as client:
-        assert client._shared.handover
+        assert client._path.link.queue.handover
 
         async def one() -> None:
             body = await client.request_json("GET", "/reports/call-data", params=DAY)
@@ -104,7 +104,7 @@ async def test_the_queue_hands_connections_over_on_httpx2(
     assert watch.reading == 0  # every answer closed
     # Without the hand-over each answer is closed before the next request gets in.
     assert watch.entered_while_reading > 100
-    assert client._shared.slots.value == 4  # every slot back, none twice
+    assert client._path.link.queue.slots.value == 4  # every slot back, none twice
 
 
 async def test_the_same_load_on_httpx(served: str) -> None:
@@ -115,12 +115,12 @@ async def test_the_same_load_on_httpx(served: str) -> None:
 
     watch = Watch()
     async with client_on("httpx", served, watching(httpx, watch, 4), 4) as client:
-        assert not client._shared.handover
+        assert not client._path.link.queue.handover
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 for _ in range(300):
                     tg.start_soon(fetch, client)
-        assert client._shared.slots.value == 4
+        assert client._path.link.queue.slots.value == 4
     assert watch.entered == 300 + 1
     assert watch.reading == 0
 
@@ -154,7 +154,9 @@ async def test_cancelled_while_handing_over_leaks_no_connection(
             async with anyio.create_task_group() as tg:
                 for _ in range(200):
                     tg.start_soon(fetch, client)
-        assert client._shared.queued == 0
-        assert client._shared.slots.value == 2  # none leaked, none released twice
+        assert client._path.link.queue.queued == 0
+        assert (
+            client._path.link.queue.slots.value == 2
+        )  # none leaked, none released twice
     assert completed < 400  # calls were cut short, at the rounds' checkpoints
     assert watch.reading == 0  # every answer read or cancelled was closed

@@ -63,7 +63,7 @@ async def test_a_cancelled_scope_wins_over_every_other_check(
         scope.cancel()
         await client.request_json("GET", "/echo")
     assert scope.cancelled_caught
-    assert client._shared.loop is None  # nothing was bound
+    assert client._path.link.loop is None  # nothing was bound
     async with client:
         await client.session()
     with anyio.CancelScope() as scope:
@@ -91,7 +91,9 @@ async def test_slots_balance_after_every_failure(
         sleep=nap,
         timeout=httpx.Timeout(5.0, pool=0.05),
     ) as client:
-        slots = client._shared.slots
+        queue = client._path.link.queue
+        assert queue is not None
+        slots = queue.slots
         assert slots is not None
         await client.session()
         # cancelled mid-send and while queued

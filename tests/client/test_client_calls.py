@@ -902,7 +902,9 @@ async def test_a_cancelled_queued_request_never_wedges_the_queue() -> None:
         base_url=BASE_URL,
         limits=httpx.Limits(max_connections=1),
     ) as client:
-        slots = client._shared.slots  # the queue in front of the pool
+        queue = client._path.link.queue
+        assert queue is not None
+        slots = queue.slots  # the queue in front of the pool
         assert slots is not None
         await slots.acquire()  # the one connection is busy
         scopes: list[anyio.CancelScope] = []

@@ -15,6 +15,7 @@ import teletracker_async
 from teletracker_async import (
     APITimeoutError,
     RateLimitError,
+    Retry,
     ServerError,
     TeletrackerAuth,
     TeletrackerClient,
@@ -248,6 +249,8 @@ async def test_with_options_shares_pool_and_session(
         ({"total_timeout": 0}, ValueError, "total_timeout must be a positive number"),
         ({"total_timeout": float("inf")}, ValueError, "total_timeout"),
         ({"total_timeout": "1"}, TypeError, "total_timeout must be a number"),
+        ({"retry": 3}, TypeError, "retry must be a teletracker_async.Retry"),
+        ({"retry": Retry(), "max_retries": 1}, TypeError, "retry= or max_retries="),
     ],
 )
 def test_bad_options_are_refused(
@@ -443,3 +446,29 @@ def test_a_second_event_loop_gets_a_clear_error(
     second = TeletrackerClient(auth=client.auth, transport=fake.transport())
     assert anyio.run(pull, second, backend=backend) == 2
     assert fake.stats.logins == 1
+
+
+async def test_retry_sets_tries_backoff_and_statuses(
+    client: TeletrackerClient, fake: FakeTeletracker, sleeps: Sleeps
+) -> None:
+    """retry=Retry(...) on a view: its tries, exact backoff and retried statuses;
+    max_retries reads it, and with_options(max_retries=...) keeps the rest."""
+    policy = Retry(max_attempts=4, backoff=1.0, jitter=0.0)
+    view = client.with_options(retry=policy)
+    assert (view.retry, view.max_retries, client.retry) == (policy, 3, Retry())
+    fake.fail_next("data", 503, times=3)
+    assert await view.call_data(*DAY)
+    assert sleeps.calls == [1.0, 2.0, 4.0]
+    fewer = view.with_options(max_retries=0)
+    assert fewer.retry == Retry(max_attempts=1, backoff=1.0, jitter=0.0)
+    only_404 = client.with_options(retry=Retry(statuses=frozenset({404})))
+    fake.fail_next("data", 503, times=1)
+    with pytest.raises(ServerError):
+        await only_404.call_data(*DAY)
+
+
+def test_retry_in_the_constructor() -> None:
+    """TeletrackerClient(retry=...) and max_retries= both build the policy."""
+    assert TeletrackerClient("u", "p", retry=Retry(max_attempts=5)).max_retries == 4
+    assert TeletrackerClient("u", "p", max_retries=0).retry == Retry(max_attempts=1)
+    assert TeletrackerClient("u", "p").retry == Retry()

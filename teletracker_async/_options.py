@@ -1,0 +1,378 @@
+"""The client's settings, checked once (arguments, then the environment), and what
+they build: the auth, the HTTP client and the request path's shared link.
+
+Which auth class fits a stack is decided here, where both are known: the stack
+module knows no auth class, and the auth flow knows no client.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import attrs
+
+from teletracker_async._call.options import CallOptions, check_timeout, in_stack
+from teletracker_async._call.queue import Queue
+from teletracker_async._call.send import Link
+from teletracker_async._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_LIMITS,
+    DEFAULT_TIMEOUT,
+    ENV_ACCOUNT_ID,
+    ENV_BASE_URL,
+    ENV_PASSWORD,
+    ENV_USERNAME,
+    user_agent,
+)
+from teletracker_async._http import HTTPX, HTTPClient, Request, Stack, stack_of
+from teletracker_async._secrets import (
+    EXCHANGE,
+    Credentials,
+    Secret,
+    check_base_url,
+    secret_password,
+)
+from teletracker_async._session.flow import BearerFlow, TeletrackerAuth
+from teletracker_async._session.schemes import (
+    BasicScheme,
+    IntegratorAuth,
+    IntegratorScheme,
+    TeletrackerBasicAuth,
+)
+
+__all__ = [
+    "OWN_OPTIONS",
+    "AnyAuth",
+    "ClientOptions",
+    "auth_for",
+    "credentials_from_env",
+    "pick_stack",
+]
+
+#: Any of the three schemes, on either stack.
+AnyAuth = BearerFlow | BasicScheme | IntegratorScheme
+
+#: TeletrackerClient's own keyword arguments (for the message about a typo).
+OWN_OPTIONS = (
+    "username",
+    "password",
+    "account_id",
+    "auth",
+    "base_url",
+    "http_client",
+    "transport",
+    "timeout",
+    "total_timeout",
+    "limits",
+    "max_retries",
+    "retry",
+    "sleep",
+)
+#: Headers of a login or refresh that the client's own ``headers=`` never replace.
+_EXCHANGE_OWN_HEADERS = frozenset(
+    {"content-type", "content-length", "transfer-encoding", "host", "authorization"}
+)
+
+
+def _bearer_classes(stack: Stack) -> tuple[type[Any], type[Any], type[Any]]:
+    """(TeletrackerAuth, TeletrackerBasicAuth, IntegratorAuth) of *stack*."""
+    if stack is HTTPX:
+        return TeletrackerAuth, TeletrackerBasicAuth, IntegratorAuth
+    from teletracker_async import httpx2 as adapters  # noqa: PLC0415 - optional
+
+    return (
+        adapters.TeletrackerAuth,
+        adapters.TeletrackerBasicAuth,
+        adapters.IntegratorAuth,
+    )
+
+
+def pick_stack(http_client: object, transport: object, auth: object) -> Stack:
+    """The one stack *http_client*, *transport* and *auth* agree on (httpx if none).
+
+    Raises:
+        TypeError: An object of no stack, or objects of two.
+    """
+    named: list[tuple[str, Stack]] = []
+    for what, obj in (("http_client", http_client), ("transport", transport)):
+        if obj is None:
+            continue
+        stack = stack_of(obj)
+        if stack is None:
+            raise TypeError(
+                f"{what} must come from httpx or httpx2, "
+                f"not {type(obj).__module__}.{type(obj).__qualname__}"
+            )
+        named.append((what, stack))
+    if isinstance(auth, Credentials):
+        named.append(("auth", auth._stack))  # noqa: SLF001 - the SDK's own classes
+    stacks = {stack.name for _, stack in named}
+    if len(stacks) > 1:
+        said = ", ".join(f"{what} is for {stack.name}" for what, stack in named)
+        raise TypeError(
+            f"mixed HTTP stacks: {said}. Use one stack throughout: the classes of "
+            "teletracker_async work with httpx, those of teletracker_async.httpx2 "
+            "with httpx2."
+        )
+    return named[0][1] if named else HTTPX
+
+
+def credentials_from_env(
+    username: str | None,
+    secret: Secret | None,
+    account_id: int | None,
+    base_url: str | None,
+) -> tuple[str, Secret, int | None, str]:
+    """Fill what was not given from ``TELETRACKER_*``; explicit arguments win.
+
+    Raises:
+        TypeError: No username or no password, naming each missing one.
+        ValueError: ``TELETRACKER_ACCOUNT_ID`` is not a positive integer.
+    """
+    if username is None:
+        username = os.environ.get(ENV_USERNAME) or None
+    if secret is None:
+        from_env = os.environ.get(ENV_PASSWORD)
+        secret = secret_password(from_env) if from_env else None
+        del from_env
+    if username is None or secret is None:
+        missing = [
+            f"{what} (argument {what}= or ${variable})"
+            for what, given, variable in (
+                ("username", username, ENV_USERNAME),
+                ("password", secret, ENV_PASSWORD),
+            )
+            if given is None
+        ]
+        raise TypeError(
+            "TeletrackerClient needs username and password, or auth=...: missing "
+            + " and ".join(missing)
+        )
+    if account_id is None:
+        text = os.environ.get(ENV_ACCOUNT_ID, "").strip()
+        if text:
+            if not text.isdigit() or int(text) < 1:
+                raise ValueError(
+                    f"${ENV_ACCOUNT_ID} must be a positive integer, got {text!r}"
+                )
+            account_id = int(text)
+    if base_url is None:
+        base_url = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    return username, secret, account_id, base_url
+
+
+def _check_sleep(_instance: object, _attribute: object, value: object) -> None:
+    if not callable(value):
+        raise TypeError(
+            f"sleep must be a coroutine function like anyio.sleep, "
+            f"not {type(value).__name__}"
+        )
+
+
+def _check_limits(_instance: object, _attribute: object, value: Any) -> None:
+    if stack_of(value) is None or not hasattr(value, "max_connections"):
+        raise TypeError(f"limits must be an httpx.Limits, not {type(value).__name__}")
+    if value.max_connections is not None and value.max_connections < 1:
+        raise ValueError(
+            "limits.max_connections must be at least 1 (or None for no limit), "
+            f"got {value.max_connections}"
+        )
+
+
+def _check_http_client(instance: ClientOptions, _attribute: object, value: Any) -> None:
+    if value is None:
+        return
+    given = {
+        "transport": instance.transport is not None,
+        "timeout": instance.timeout is not DEFAULT_TIMEOUT,
+        "limits": instance.limits is not DEFAULT_LIMITS,
+    }
+    if any(given.values()):
+        raise TypeError(
+            "http_client= brings its own settings: do not also pass "
+            f"{', '.join(k for k, v in given.items() if v)}"
+        )
+    stack = instance.stack
+    if not isinstance(value, stack.module.AsyncClient):
+        raise TypeError(
+            f"http_client must be an {stack.name}.AsyncClient, "
+            f"not {type(value).__name__}"
+        )
+
+
+def _check_httpx_options(
+    instance: ClientOptions, _attribute: object, options: Mapping[str, Any]
+) -> None:
+    """Refuse an option ``AsyncClient`` does not take, now rather than at first use."""
+    stack = instance.stack
+    accepted = [
+        name
+        for name in inspect.signature(stack.module.AsyncClient.__init__).parameters
+        if name != "self" and name not in OWN_OPTIONS
+    ]
+    unknown = [name for name in options if name not in accepted]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, [*OWN_OPTIONS, *accepted], n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(
+        f"TeletrackerClient got unexpected keyword argument(s) {', '.join(hints)}. "
+        f"Its own: {', '.join(OWN_OPTIONS)}; passed on to "
+        f"{stack.name}.AsyncClient: {', '.join(accepted)}."
+    )
+
+
+def _check_auth(instance: ClientOptions, _attribute: object, value: Any) -> None:
+    classes = _bearer_classes(instance.stack)
+    if not isinstance(value, classes):
+        raise TypeError(
+            "auth must be a TeletrackerAuth, TeletrackerBasicAuth or "
+            f"IntegratorAuth, not {type(value).__name__}"
+        )
+
+
+@attrs.frozen
+class ClientOptions:
+    """Everything a ``TeletrackerClient`` is built from, each field checked.
+
+    Made by the client's constructor once :func:`auth_for` has the auth; the
+    fields are checked in order, so a later check may read an earlier field.
+    """
+
+    stack: Stack
+    auth: AnyAuth = attrs.field(validator=_check_auth)
+    transport: object = None
+    timeout: object = DEFAULT_TIMEOUT
+    limits: Any = attrs.field(default=DEFAULT_LIMITS, validator=_check_limits)
+    http_client: Any = attrs.field(default=None, validator=_check_http_client)
+    call: CallOptions = attrs.field(factory=CallOptions)
+    sleep: Callable[[float], Awaitable[object]] = attrs.field(
+        default=anyio.sleep, validator=_check_sleep
+    )
+    httpx_options: Mapping[str, Any] = attrs.field(
+        factory=dict, validator=_check_httpx_options
+    )
+
+    def link(self) -> Link:
+        """The HTTP client (built, or the one given), its queue and its loop."""
+        stack, given = self.stack, self.http_client
+        if given is None:
+            http, ua = self._build_http(), None
+        else:
+            # Your own client keeps its headers; only its library default
+            # User-Agent is replaced, so that the API can tell the SDK's traffic.
+            http, ua = given, given.headers.get("user-agent", "")
+        headers = (
+            {"User-Agent": user_agent(stack.name)}
+            if ua is not None and (not ua or ua.startswith(f"python-{stack.name}/"))
+            else None
+        )
+        connections = self.limits.max_connections
+        queue = None
+        if connections is not None and given is None:
+            handover = stack.hand_over and (
+                self.transport is None
+                or isinstance(self.transport, stack.module.AsyncHTTPTransport)
+            )
+            queue = Queue(stack, connections, handover)
+        return Link(
+            stack=stack,
+            base_url=self.auth.base_url,
+            http=http,
+            owns_http=given is None,
+            queue=queue,
+            sleep=self.sleep,
+            request_headers=headers,
+        )
+
+    def _build_http(self) -> HTTPClient:
+        """The AsyncClient the client owns: the SDK's User-Agent (unless yours in
+        ``headers=``), and your ``headers=`` on the login and refresh too."""
+        stack, options = self.stack, dict(self.httpx_options)
+        module = stack.module
+        given = module.Headers(options.pop("headers", None))
+        headers = module.Headers({"User-Agent": user_agent(stack.name)})
+        headers.update(given)
+        hooks = dict(options.pop("event_hooks", None) or {})
+        if given:
+
+            async def exchange_headers(request: Request) -> None:
+                # Login and refresh requests are built by the auth, which knows no
+                # client: they get the client's own headers here, never replacing
+                # what the exchange needs (its body's type, its host).
+                if request.extensions.get(EXCHANGE):
+                    for key, value in given.multi_items():
+                        if key.lower() not in _EXCHANGE_OWN_HEADERS:
+                            request.headers[key] = value
+
+            hooks["request"] = [exchange_headers, *hooks.get("request", ())]
+        http: HTTPClient = stack.AsyncClient(
+            auth=self.auth,
+            base_url=self.auth.base_url,
+            transport=self.transport,
+            timeout=check_timeout(stack, self.timeout),
+            limits=in_stack(stack, self.limits, "Limits"),
+            headers=headers,
+            event_hooks=hooks,
+            **options,
+        )
+        return http
+
+
+def auth_for(
+    stack: Stack,
+    auth: object,
+    *,
+    username: str | None,
+    secret: Secret | None,
+    account_id: int | None,
+    base_url: str | None,
+    store: object,
+    store_errors: str,
+) -> AnyAuth:
+    """The auth given, or one built from the credentials (and the environment).
+
+    Raises:
+        TypeError, ValueError: Missing, bad or conflicting arguments.
+    """
+    if auth is None:
+        username, secret, account_id, url = credentials_from_env(
+            username, secret, account_id, base_url
+        )
+        bearer: type[BearerFlow] = _bearer_classes(stack)[0]
+        return bearer(
+            username,
+            secret.get(),
+            account_id=account_id,
+            base_url=check_base_url(url),
+            store=store,  # type: ignore[arg-type]
+            store_errors=store_errors,  # type: ignore[arg-type]
+        )
+    if username is not None or secret is not None or account_id is not None:
+        raise TypeError(
+            "give either username/password/account_id or auth=..., not both"
+        )
+    if store is not None or store_errors != "login":
+        raise TypeError(
+            "store= and store_errors= configure the auth the client builds: "
+            "with auth=..., pass them to TeletrackerAuth(...) instead"
+        )
+    if not isinstance(auth, _bearer_classes(stack)):
+        raise TypeError(
+            "auth must be a TeletrackerAuth, TeletrackerBasicAuth or "
+            f"IntegratorAuth, not {type(auth).__name__}"
+        )
+    given: AnyAuth = auth
+    if base_url is not None and check_base_url(base_url) != given.base_url:
+        raise ValueError(
+            f"base_url {base_url!r} differs from the auth's {given.base_url!r}: "
+            "the auth sends credentials to its own base_url only"
+        )
+    return given
