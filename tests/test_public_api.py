@@ -24,7 +24,7 @@ from teletracker_async import (
     TeletrackerAuth,
     TeletrackerError,
 )
-from teletracker_async._call.answers import error_for_status, parse_retry_after
+from teletracker_async._errors import error_for_status, parse_retry_after
 
 
 def test_all_lists_exactly_the_public_names() -> None:

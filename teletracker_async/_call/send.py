@@ -23,7 +23,6 @@ import httpx
 from teletracker_async._call.answers import (
     failure_of,
     no_answer,
-    parse_retry_after,
     request_error,
 )
 from teletracker_async._call.options import NOT_GIVEN, CallOptions
@@ -44,6 +43,7 @@ from teletracker_async._errors import (
     RateLimitError,
     ServerError,
     detached,
+    parse_retry_after,
 )
 from teletracker_async._http import HTTPClient, Request, Response, Stack
 from teletracker_async._session.core import _current_loop

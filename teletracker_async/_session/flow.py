@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 import httpx
 
-from teletracker_async._call.answers import decode_error_body, error_for_status
 from teletracker_async._config import DEFAULT_BASE_URL, DEFAULT_REFRESH_MARGIN
 from teletracker_async._converter import parse_token_answer
 from teletracker_async._errors import (
     ResponseFormatError,
     TeletrackerError,
+    decode_error_body,
     detached,
+    error_for_status,
 )
 from teletracker_async._http import HTTPX
 from teletracker_async._models import AuthSession
