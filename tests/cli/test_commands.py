@@ -30,16 +30,11 @@ from typing import Any
 
 import pytest
 
-from teletracker_async import CallDataStream, TeletrackerClient, _cli
-from teletracker_async._cli import (
-    DemoResult,
-    _CsvSink,
-    _HelpFormatter,
-    _is_loopback,
-    _parser,
-    _PlainProgress,
-    _report,
-)
+from teletracker_async import CallDataStream, TeletrackerClient
+from teletracker_async._cli.demo import DemoResult, report_demo
+from teletracker_async._cli.export import CsvSink, PlainProgress, atomic_output
+from teletracker_async._cli.parser import HelpFormatter, build_parser
+from teletracker_async._cli.serve import is_loopback
 from teletracker_async.testing import FakeStats, FakeTeletracker
 from tests.conftest import PASSWORD, USERNAME
 
@@ -355,7 +350,7 @@ def test_ctrl_c_while_the_temp_file_is_made_leaves_nothing_behind(
     monkeypatch.setattr(os, "open", interrupted_open)
     if at == "mode":
         monkeypatch.setattr(stat, "S_IMODE", _interrupt)
-    with pytest.raises(KeyboardInterrupt), _cli._atomic_output(str(target)):
+    with pytest.raises(KeyboardInterrupt), atomic_output(str(target)):
         pytest.fail("the body must not run")  # pragma: no cover
     assert target.read_bytes() == b"old\n"
     assert list(tmp_path.iterdir()) == [target]
@@ -432,7 +427,7 @@ def in_a_terminal_stderr(env: Mapping[str, str]) -> tuple[int, str, bytes]:
 def test_csv_keeps_keys_that_appear_later() -> None:
     """A key the first record lacked lands in _extra as JSON, not in the bin."""
     stream = io.StringIO()
-    sink = _CsvSink(stream)
+    sink = CsvSink(stream)
     sink.write({"id": 1, "tags": ["a"]})
     sink.write({"id": 2, "tags": None, "new": {"x": 1}})
     lines = stream.getvalue().splitlines()
@@ -588,8 +583,8 @@ def test_version_is_the_package_version() -> None:
 
 def test_every_option_says_its_default() -> None:
     """Each option's help shows its default, as a value or in words."""
-    parser = _parser()
-    formatter = _HelpFormatter("teletracker-async")
+    parser = build_parser()
+    formatter = HelpFormatter("teletracker-async")
     subparsers = next(
         a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
     )
@@ -651,8 +646,8 @@ def test_the_served_socket_listens_before_the_banner() -> None:
 
 def test_loopback_detection() -> None:
     """localhost, 127/8 and ::1 are loopback; anything else is not."""
-    assert all(_is_loopback(h) for h in ("localhost", "127.0.0.1", "127.9.9.9", "::1"))
-    assert not any(_is_loopback(h) for h in ("0.0.0.0", "10.0.0.1", "example.com"))  # noqa: S104
+    assert all(is_loopback(h) for h in ("localhost", "127.0.0.1", "127.9.9.9", "::1"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "10.0.0.1", "example.com"))  # noqa: S104
 
 
 def test_serve_reports_a_taken_port(url: str) -> None:
@@ -815,7 +810,7 @@ def test_plain_progress_rewrites_one_line() -> None:
     """The plain progress line shows records, windows and an ETA, rewrites itself in
     place, and is wiped when done."""
     stream = io.StringIO()
-    progress = _PlainProgress(stream)
+    progress = PlainProgress(stream)
     progress.close()
     assert stream.getvalue() == ""
     pull = CallDataStream(_no_fetch, [], concurrency=1, ahead=1)
@@ -854,7 +849,7 @@ def test_demo_report_names_failures() -> None:
         lifetime=1.0,
         concurrency=3,
     )
-    assert _report(result, 2, out) == 1
+    assert report_demo(result, 2, out) == 1
     text = out.file.getvalue()
     assert "2 x ServerError" in text
     assert "FAIL: 2 requests failed" in text
