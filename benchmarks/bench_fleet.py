@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from tests.support.fleet_worker import ENV_DIE_ONCE, ENV_LEASE_TTL, WORKER, worker_env
 
 from benchmarks.bench_auth import BASE, _round
 from teletracker_async import TeletrackerAuth
-from teletracker_async._cli import DEMO_PASSWORD, DEMO_USER, _served_elsewhere
+from teletracker_async._cli.common import DEMO_PASSWORD, DEMO_USER
+from teletracker_async._cli.fleet import run_fleet
+from teletracker_async._cli.local_redis import LocalRedis, find_redis_server
+from teletracker_async._cli.serve import served_elsewhere
 from teletracker_async._config import LEASE_TTL
-from teletracker_async._fleet_demo import ENV_DIE_ONCE, ENV_LEASE_TTL, run_fleet
-from teletracker_async._redis_server import RedisServer, find_redis_server
 from teletracker_async.stores import MemoryTokenStore
 from teletracker_async.testing import FakeTeletracker
 
@@ -93,7 +95,8 @@ def _one_fleet(
         coroutines=10,
         seconds=seconds,
         lifetime=lifetime,
-        env=env,
+        env=worker_env(env),
+        worker=WORKER,
     )
     return {
         "processes": len(run.workers),
@@ -117,12 +120,12 @@ def fleet(
     refresher. Redis is skipped (and said so) when no redis-server is installed.
     *lease_ttl* shortens the lease (the smoke run), as ``LEASE_TTL`` by default."""
     results: dict[str, Any] = {"lease_ttl": lease_ttl, "seconds": seconds}
-    with tempfile.TemporaryDirectory() as tmp, _served_elsewhere(lifetime) as url:
+    with tempfile.TemporaryDirectory() as tmp, served_elsewhere(lifetime) as url:
         base = Path(tmp)
         stores: dict[str, Any] = {"file": lambda n: f"file:{base / f'store{n}'}"}
         server = None
         if find_redis_server() is not None:
-            server = RedisServer()
+            server = LocalRedis()
             server.start()
             stores["redis"] = lambda _: server.url
         try:

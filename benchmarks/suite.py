@@ -20,6 +20,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from benchmarks._oauth import oauth_serving
 from benchmarks.bench_auth import _static
 from benchmarks.bench_auth import measure as per_request_cost
 from benchmarks.bench_loopback import pull as _pull
@@ -455,7 +456,8 @@ def _delayed(seen: list[tuple[float, str]], old: str, done: list[float]) -> int:
 async def peers(
     coroutines: int = 1000, cost_requests: int = 600, lifetime: float = 6.0
 ) -> dict[str, Any]:
-    """Ours, authlib's AsyncOAuth2Client and httpx-auth, on the fake's /oauth/token."""
+    """Ours, authlib's AsyncOAuth2Client and httpx-auth, on an OAuth2 door to the fake
+    (benchmarks/_oauth.py)."""
     return {
         name: await _peer(name, coroutines, cost_requests, lifetime)
         for name in ("teletracker_async", "authlib", "httpx_auth")
@@ -468,7 +470,7 @@ async def _peer(
     fake = FakeTeletracker(users={USER: PASSWORD}, token_lifetime=lifetime)
     margin = lifetime / 2
     result: dict[str, Any] = {}
-    with fake.serving() as url:
+    with oauth_serving(fake) as url:
         async with _peer_client(name, url, margin) as client:
 
             def job() -> Awaitable[httpx.Response]:

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from teletracker_async import TeletrackerAuth
-from teletracker_async._cli import _served_elsewhere
-from teletracker_async._redis_server import RedisServer as _RedisServer
-from teletracker_async._redis_server import find_redis_server
+from teletracker_async._cli.serve import served_elsewhere
 from teletracker_async.testing import FakeClock, FakeTeletracker
+from tests.support.redis_server import RedisServer as _RedisServer
+from tests.support.redis_server import find_redis_server
 
 USERNAME = "ada"
 PASSWORD = "pw-Sup3r-s3cret"  # distinctive, so that tests can grep for leaks
@@ -133,7 +133,7 @@ def need_redis_binary() -> str:
 
 
 class RedisServer(_RedisServer):
-    """The package's private server, with a redis-py client for the tests."""
+    """The tests' server (tests/support), with a redis-py client."""
 
     def client(self) -> Any:
         return redis_lib().Redis(unix_socket_path=str(self.socket))
@@ -179,5 +179,5 @@ def redis_factory(
 def served() -> Iterator[str]:
     """The fake on 127.0.0.1, served by ``teletracker-async serve`` in its own process
     (users: USERNAME with PASSWORD, accounts 1 and 2); yields its base URL."""
-    with _served_elsewhere(600, user=f"{USERNAME}:{PASSWORD}:1,2") as url:
+    with served_elsewhere(600, user=f"{USERNAME}:{PASSWORD}:1,2") as url:
         yield url

@@ -158,33 +158,11 @@ async def serve_asgi(
     the server turns into a closed connection.
     """
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await _lifespan(receive, send)
+        return
     if scope["type"] != "http":  # pragma: no cover - websockets are not served
         return
-    chunks: list[bytes] = []
-    more = True
-    while more:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    request = FakeRequest(
-        method=scope["method"],
-        path=scope["path"],
-        query=dict(
-            parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        ),
-        headers={
-            k.decode("latin-1").lower(): v.decode("latin-1")
-            for k, v in scope["headers"]
-        },
-        body=b"".join(chunks),
-    )
+    request = await _read_request(scope, receive)
     try:
         answer = await handler(request)
     except Dropped:
@@ -210,6 +188,45 @@ async def serve_asgi(
         }
     )
     await send({"type": "http.response.body", "body": answer.body})
+
+
+async def _lifespan(
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+) -> None:
+    """Acknowledge the server's start and stop: the fake has nothing to set up."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _read_request(
+    scope: MutableMapping[str, Any],
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+) -> FakeRequest:
+    """The whole request of one ASGI connection, body included."""
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return FakeRequest(
+        method=scope["method"],
+        path=scope["path"],
+        query=dict(
+            parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        ),
+        headers={
+            k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in scope["headers"]
+        },
+        body=b"".join(chunks),
+    )
 
 
 def asgi_server(app: ASGIApp, **options: Any) -> uvicorn.Server:

@@ -1,20 +1,17 @@
-"""The API's rules: users, sessions with rotating refresh tokens, endpoints and faults.
+"""The API's rules: users, endpoints, the requests log, and the dispatch to them.
 
 :class:`FakeTeletracker` answers :class:`FakeRequest` objects in :meth:`~FakeTeletracker.handle`
-the way the real API is documented to; the doors in :mod:`._doors` bring requests to
-it from httpx, ASGI or a loopback socket.
+the way the real API is documented to; its session rules live in
+:mod:`._session_rules` and its fault knobs in :mod:`._fault_rules`. The doors in
+:mod:`._doors` bring requests to it from httpx, ASGI or a loopback socket.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import email.parser
-import email.policy
 import json
 import random
 import time
-import uuid
 from collections import deque
 from collections.abc import (
     Awaitable,
@@ -28,13 +25,19 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import parse_qsl
 
-import anyio
 import attrs
 import httpx
 
 from teletracker_async.testing import _doors
-from teletracker_async.testing._clock import FakeGate
-from teletracker_async.testing._wire import Dropped, FakeRequest, FakeResponse
+from teletracker_async.testing._answers import (
+    FakeStats,
+    json_answer,
+    multipart,
+    refusal,
+)
+from teletracker_async.testing._fault_rules import BUILT_IN, Endpoint, FaultRules
+from teletracker_async.testing._session_rules import SessionRules, User
+from teletracker_async.testing._wire import FakeRequest, FakeResponse
 
 if TYPE_CHECKING:
     import uvicorn
@@ -47,11 +50,6 @@ __all__ = [
     "RecordedRequest",
 ]
 
-#: The names of the built-in endpoints, as the fault knobs take them. An endpoint
-#: added with :meth:`FakeTeletracker.add_endpoint` is named by its path (or ``name=``).
-Endpoint = Literal["login", "refresh", "data"]
-_BUILT_IN = ("login", "refresh", "data")
-
 #: What :meth:`FakeTeletracker.add_endpoint` calls: the request and the account the
 #: caller acts on (``None`` on an endpoint added with ``authenticated=False``). It
 #: returns a :class:`FakeResponse`, or any JSON value to answer 200 with it.
@@ -60,28 +58,6 @@ EndpointHandler = Callable[[FakeRequest, "int | None"], Any]
 # Values the requests log never keeps, wherever they appear in a query string.
 _SECRET_KEYS = frozenset({"password", "refresh_token", "token", "access_token"})
 _SCHEMES = {"bearer": "Bearer", "basic": "Basic", "integrator": "Integrator"}
-
-
-@attrs.define
-class FakeStats:
-    """What the fake has seen. Reset with :meth:`FakeTeletracker.reset_stats`."""
-
-    logins: int = 0
-    failed_logins: int = 0
-    auth_only_checks: int = 0
-    refreshes: int = 0
-    failed_refreshes: int = 0
-    #: Refreshes of a token younger than half its lifetime. The SDK never refreshes
-    #: that early on its own, so these betray a second refresh for one expiry.
-    premature_refreshes: int = 0
-    reuse_attempts: int = 0
-    rejected_requests: int = 0
-    data_requests: int = 0
-    injected_faults: int = 0
-    concurrent_logins: int = 0
-    max_concurrent_logins: int = 0
-    concurrent_refreshes: int = 0
-    max_concurrent_refreshes: int = 0
 
 
 @attrs.frozen
@@ -105,62 +81,10 @@ class RecordedRequest:
     status: int | None
 
 
-@attrs.define
-class _Fault:
-    kind: Literal["status", "delay", "drop", "gate", "garbage"]
-    status: int = 500
-    body: Any = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    seconds: float = 0.0
-    gate: FakeGate | None = None
-    content: bytes = b""
-
-
-@attrs.define
-class _User:
-    password: str
-    account_ids: tuple[int, ...]
-    integrator: bool = False
-
-
-@attrs.define
-class _Session:
-    guid: str
-    username: str
-    account_id: int
-    refresh_token: str
-    refresh_expires: float
-    issued_at: float = 0.0  # when the current token was issued
-    revoked: bool = False
-
-
-@attrs.define
-class _Bearer:
-    session: _Session
-    expires: float
-
-
 @attrs.frozen
 class _Route:
     endpoint: str | None  # the fault knobs' name; None: no faults, no in-flight count
     work: Callable[[FakeRequest], FakeResponse | Awaitable[FakeResponse]]
-
-
-_json = FakeResponse.json
-
-
-def _refusal(status: int, message: str, **more: Any) -> FakeResponse:
-    return _json({"success": False, "message": message, **more}, status)
-
-
-def _seconds(value: float) -> int | float:
-    """A lifetime as the API writes it: an integer, unless it has a fraction."""
-    return int(value) if float(value).is_integer() else value
-
-
-def _stamp(moment: datetime) -> str:
-    """A timestamp as the API writes it: to the second, with its offset."""
-    return moment.replace(microsecond=0).isoformat()
 
 
 def _body_keys(request: FakeRequest) -> tuple[str, ...]:
@@ -170,25 +94,12 @@ def _body_keys(request: FakeRequest) -> tuple[str, ...]:
             payload = json.loads(request.body or b"{}")
             return tuple(payload) if isinstance(payload, dict) else ()
         if ctype.startswith("multipart/form-data"):
-            return tuple(_multipart(ctype, request.body))
+            return tuple(multipart(ctype, request.body))
         if request.body:
             return tuple(
                 k for k, _ in parse_qsl(request.body.decode(), keep_blank_values=True)
             )
     return ()
-
-
-def _multipart(ctype: str, body: bytes) -> dict[str, str]:
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"content-type: " + ctype.encode() + b"\r\n\r\n" + body
-    )
-    form: dict[str, str] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload_bytes = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload_bytes, bytes):
-            form[name] = payload_bytes.decode()
-    return form
 
 
 def _record(request: FakeRequest, status: int | None) -> RecordedRequest:
@@ -206,7 +117,23 @@ def _record(request: FakeRequest, status: int | None) -> RecordedRequest:
     )
 
 
-class FakeTeletracker:
+def _check_settings(
+    expired_status: int,
+    shortest_lifetime: float,
+    records_per_day: int,
+    request_log_size: int | None,
+) -> None:
+    if expired_status not in (401, 403):
+        raise ValueError("expired_status must be 401 or 403")
+    if shortest_lifetime <= 0:
+        raise ValueError("lifetimes must be positive")
+    if records_per_day < 0:
+        raise ValueError("records_per_day must be >= 0")
+    if request_log_size is not None and request_log_size < 0:
+        raise ValueError("request_log_size must be >= 0 or None")
+
+
+class FakeTeletracker(SessionRules, FaultRules):
     """An in-process fake of the Teletracker API with the documented behaviour.
 
     Args:
@@ -239,14 +166,12 @@ class FakeTeletracker:
         account_id_in_answers: bool = False,
         request_log_size: int | None = 1000,
     ) -> None:
-        if expired_status not in (401, 403):
-            raise ValueError("expired_status must be 401 or 403")
-        if token_lifetime <= 0 or refresh_token_lifetime <= 0:
-            raise ValueError("lifetimes must be positive")
-        if records_per_day < 0:
-            raise ValueError("records_per_day must be >= 0")
-        if request_log_size is not None and request_log_size < 0:
-            raise ValueError("request_log_size must be >= 0 or None")
+        _check_settings(
+            expired_status,
+            min(token_lifetime, refresh_token_lifetime),
+            records_per_day,
+            request_log_size,
+        )
         self.token_lifetime = float(token_lifetime)
         self.refresh_token_lifetime = float(refresh_token_lifetime)
         self.expired_status = expired_status
@@ -258,13 +183,13 @@ class FakeTeletracker:
         #: The requests that reached the fake, in the order they were answered: the
         #: latest ``request_log_size`` of them.
         self.requests: deque[RecordedRequest] = deque(maxlen=request_log_size)
-        self._users: dict[str, _User] = {}
-        self._sessions: dict[str, _Session] = {}
-        self._by_token: dict[str, _Bearer] = {}
-        self._by_refresh: dict[str, _Session] = {}
-        self._spent_refresh: dict[str, _Session] = {}
-        self._faults: dict[str, deque[_Fault]] = {e: deque() for e in _BUILT_IN}
-        self._latency: dict[str, Callable[[FakeRequest], float]] = {}
+        self._users = {}
+        self._sessions = {}
+        self._by_token = {}
+        self._by_refresh = {}
+        self._spent_refresh = {}
+        self._faults = {e: deque() for e in BUILT_IN}
+        self._latency = {}
         self._day_cache: dict[tuple[int, date], list[dict[str, Any]]] = {}
         self._wall_origin = time.time()
         self._clock_origin = clock()
@@ -273,10 +198,11 @@ class FakeTeletracker:
             ("POST", "/auth/refresh"): _Route("refresh", self._refresh),
             ("GET", "/reports/call-data"): _Route("data", self._call_data),
             ("POST", "/echo"): _Route("data", self._echo),
-            ("POST", "/oauth/token"): _Route(None, self._oauth_token),
             ("GET", "/_fake/stats"): _Route(
                 None,
-                lambda _: _json({"success": True, "data": attrs.asdict(self.stats)}),
+                lambda _: json_answer(
+                    {"success": True, "data": attrs.asdict(self.stats)}
+                ),
             ),
         }
         self._built_in_routes = frozenset(self._routes)
@@ -310,7 +236,7 @@ class FakeTeletracker:
         accounts = tuple(account_ids)
         if not accounts:
             raise ValueError("a user needs at least one account")
-        self._users[username] = _User(password, accounts, integrator)
+        self._users[username] = User(password, accounts, integrator)
 
     def set_password(self, username: str, password: str) -> None:
         """Change a user's password (existing sessions live on)."""
@@ -361,143 +287,14 @@ class FakeTeletracker:
                     return caller
                 account = caller
             result = handler(request, account)
-            return result if isinstance(result, FakeResponse) else _json(result)
+            return result if isinstance(result, FakeResponse) else json_answer(result)
 
         self._faults.setdefault(endpoint, deque())
         self._routes[route] = _Route(endpoint, work)
 
-    def _push(self, endpoint: str, fault: _Fault, times: int) -> None:
-        if endpoint not in self._faults:
-            raise ValueError(
-                f"endpoint must be one of {tuple(self._faults)}, got {endpoint!r}"
-            )
-        self._faults[endpoint].extend([fault] * times)
-
-    def fail_next(
-        self,
-        endpoint: Endpoint | str,
-        status: int = 500,
-        *,
-        times: int = 1,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Answer the next *times* requests to *endpoint* with *status* and *body*.
-
-        *endpoint* is ``"login"``, ``"refresh"``, ``"data"`` (the call-data and echo
-        endpoints) or the name of an endpoint added with :meth:`add_endpoint`; so
-        for every knob below.
-        """
-        payload = (
-            body
-            if body is not None
-            else {"success": False, "message": "Injected failure"}
-        )
-        self._push(
-            endpoint, _Fault("status", status, payload, dict(headers or {})), times
-        )
-
-    def garble_next(
-        self, endpoint: Endpoint | str, content: bytes, *, status: int = 200
-    ) -> None:
-        """Answer the next request to *endpoint* with raw *content* (an HTML page...)."""
-        self._push(endpoint, _Fault("garbage", status, content=content), 1)
-
-    def delay_next(
-        self, endpoint: Endpoint | str, seconds: float, *, times: int = 1
-    ) -> None:
-        """Sleep *seconds* (real time) before handling the next requests."""
-        self._push(endpoint, _Fault("delay", seconds=seconds), times)
-
-    def set_latency(
-        self,
-        endpoint: Endpoint | str,
-        seconds: Callable[[FakeRequest], float] | None,
-    ) -> None:
-        """Sleep ``seconds(request)`` (real time) before handling each request to
-        *endpoint*, until set to None: a server whose answers take their time, per
-        request (a slow report day, say), unlike the one-off :meth:`delay_next`."""
-        if endpoint not in self._faults:
-            raise ValueError(
-                f"endpoint must be one of {tuple(self._faults)}, got {endpoint!r}"
-            )
-        if seconds is None:
-            self._latency.pop(endpoint, None)
-        else:
-            self._latency[endpoint] = seconds
-
-    def drop_next(self, endpoint: Endpoint | str, *, times: int = 1) -> None:
-        """Drop the connection of the next requests without answering."""
-        self._push(endpoint, _Fault("drop"), times)
-
-    def pause_next(
-        self, endpoint: Endpoint | str, *, after: bool = False, times: int = 1
-    ) -> FakeGate:
-        """Hold the next *times* requests to *endpoint* at one gate.
-
-        The gate holds them before the server's work, or with ``after=True`` after
-        it (the work is done, the answer not yet sent).
-        """
-        gate = FakeGate(after=after, expected=times)
-        self._push(endpoint, _Fault("gate", gate=gate), times)
-        return gate
-
-    def clear_faults(self, endpoint: Endpoint | str | None = None) -> None:
-        """Forget the faults still queued for *endpoint*, or for every endpoint."""
-        if endpoint is None:
-            for queue in self._faults.values():
-                queue.clear()
-        elif endpoint in self._faults:
-            self._faults[endpoint].clear()
-        else:
-            raise ValueError(
-                f"endpoint must be one of {tuple(self._faults)}, got {endpoint!r}"
-            )
-
-    def expire_sessions(self) -> None:
-        """Make every bearer token expire now (refresh tokens stay valid)."""
-        now = self.clock()
-        for bearer in self._by_token.values():
-            bearer.expires = min(bearer.expires, now)
-
-    def revoke_sessions(self) -> None:
-        """Kill every session server-side: tokens and refresh tokens stop working."""
-        for session in self._sessions.values():
-            session.revoked = True
-
     def reset_stats(self) -> None:
         """Zero the counters (the requests log is kept: ``fake.requests.clear()``)."""
         self.stats = FakeStats()
-
-    # -- what tests read ----------------------------------------------------------------
-
-    @property
-    def live_sessions(self) -> int:
-        """Sessions neither revoked nor past their refresh token's expiry."""
-        now = self.clock()
-        return sum(
-            1
-            for s in self._sessions.values()
-            if not s.revoked and now < s.refresh_expires
-        )
-
-    def issued_secrets(self) -> frozenset[str]:
-        """Every bearer token and refresh token the fake has handed out, spent or not.
-
-        For leak tests: none of them should appear in your logs or output.
-        """
-        return frozenset({*self._by_token, *self._by_refresh, *self._spent_refresh})
-
-    def token_deadlines(self) -> dict[str, float]:
-        """Each bearer token issued, with the ``clock`` time it expires (or expired)."""
-        return {token: bearer.expires for token, bearer in self._by_token.items()}
-
-    def wall_time(self) -> datetime:
-        """The server's wall clock: it moves with ``clock`` and is skewed on purpose."""
-        elapsed = self.clock() - self._clock_origin
-        return datetime.fromtimestamp(
-            self._wall_origin + elapsed + self.wall_clock_skew, tz=timezone.utc
-        )
 
     # -- doors ------------------------------------------------------------------------
 
@@ -586,272 +383,12 @@ class FakeTeletracker:
         route = self._routes.get((request.method, path))
         if route is None:
             if any(known == path for _, known in self._routes):
-                return _refusal(405, f"Method {request.method} not allowed")
-            return _refusal(404, f"No endpoint {request.path}")
+                return refusal(405, f"Method {request.method} not allowed")
+            return refusal(404, f"No endpoint {request.path}")
         if route.endpoint is None:
             answer = route.work(request)
             return await answer if not isinstance(answer, FakeResponse) else answer
         return await self._guarded(route.endpoint, request, route.work)
-
-    async def _guarded(
-        self,
-        endpoint: str,
-        request: FakeRequest,
-        work: Callable[[FakeRequest], FakeResponse | Awaitable[FakeResponse]],
-    ) -> FakeResponse:
-        fault = self._faults[endpoint].popleft() if self._faults[endpoint] else None
-        self._in_flight(endpoint, +1)
-        try:
-            if fault is not None:
-                self.stats.injected_faults += 1
-                if fault.kind == "delay":
-                    await anyio.sleep(fault.seconds)
-                elif fault.kind == "drop":
-                    raise Dropped
-                elif fault.kind == "status":
-                    return _json(fault.body, fault.status, fault.headers)
-                elif fault.kind == "garbage":
-                    return FakeResponse(
-                        fault.status, fault.content, {"content-type": "text/html"}
-                    )
-                elif fault.gate is not None and not fault.gate.after:
-                    await fault.gate._hold()  # noqa: SLF001
-            latency = self._latency.get(endpoint)
-            if latency is not None:
-                await anyio.sleep(latency(request))
-            response = work(request)
-            if not isinstance(response, FakeResponse):
-                response = await response
-            if fault is not None and fault.gate is not None and fault.gate.after:
-                await fault.gate._hold()  # noqa: SLF001
-            return response
-        finally:
-            self._in_flight(endpoint, -1)
-
-    def _in_flight(self, endpoint: str, change: int) -> None:
-        """Track logins and refreshes being handled now, and their peaks."""
-        stats = self.stats
-        if endpoint == "login":
-            stats.concurrent_logins += change
-            stats.max_concurrent_logins = max(
-                stats.max_concurrent_logins, stats.concurrent_logins
-            )
-        elif endpoint == "refresh":
-            stats.concurrent_refreshes += change
-            stats.max_concurrent_refreshes = max(
-                stats.max_concurrent_refreshes, stats.concurrent_refreshes
-            )
-
-    # -- endpoints --------------------------------------------------------------------
-
-    def _form(self, request: FakeRequest) -> dict[str, str] | FakeResponse:
-        ctype = request.headers.get("content-type", "")
-        try:
-            if ctype.startswith("application/json"):
-                payload = json.loads(request.body or b"{}")
-                if not isinstance(payload, dict):
-                    return _refusal(400, "The JSON body must be an object")
-                return {k: str(v) for k, v in payload.items() if v is not None}
-            if ctype.startswith("multipart/form-data"):
-                return _multipart(ctype, request.body)
-            return dict(parse_qsl(request.body.decode(), keep_blank_values=True))
-        except (ValueError, UnicodeDecodeError):
-            return _refusal(400, "The request body could not be read")
-
-    def _issue(self, session: _Session) -> str:
-        token = str(uuid.uuid4())
-        session.issued_at = self.clock()
-        self._by_token[token] = _Bearer(
-            session, session.issued_at + self.token_lifetime
-        )
-        return token
-
-    def _new_session(self, username: str, account_id: int) -> tuple[_Session, str]:
-        session = _Session(
-            guid=str(uuid.uuid4()),
-            username=username,
-            account_id=account_id,
-            refresh_token=str(uuid.uuid4()),
-            refresh_expires=self.clock() + self.refresh_token_lifetime,
-        )
-        self._sessions[session.guid] = session
-        self._by_refresh[session.refresh_token] = session
-        return session, self._issue(session)
-
-    def _token_answer(self, session: _Session, token: str) -> FakeResponse:
-        wall = self.wall_time()
-        answer: dict[str, Any] = {
-            "success": True,
-            "guid": session.guid,
-            "token": token,
-            "tokenExpiration": _stamp(wall + timedelta(seconds=self.token_lifetime)),
-            "tokenLifetime": _seconds(self.token_lifetime),
-            "refreshToken": session.refresh_token,
-            "refreshTokenExpiration": _stamp(
-                wall + timedelta(seconds=self.refresh_token_lifetime)
-            ),
-        }
-        if self.account_id_in_answers:
-            answer["accountId"] = session.account_id
-        return _json(answer)
-
-    def _login(self, request: FakeRequest) -> FakeResponse:
-        form = self._form(request)
-        if isinstance(form, FakeResponse):
-            self.stats.failed_logins += 1
-            return form
-        missing = [k for k in ("username", "password") if not form.get(k)]
-        if missing:
-            self.stats.failed_logins += 1
-            return _refusal(
-                400,
-                f"Missing required variables: {', '.join(missing)}",
-                missing=missing,
-            )
-        user = self._users.get(form["username"])
-        if user is None or user.password != form["password"]:
-            self.stats.failed_logins += 1
-            return _refusal(401, "Invalid username or password")
-        account_id = user.account_ids[0]
-        if form.get("account_id"):
-            try:
-                account_id = int(form["account_id"])
-            except ValueError:
-                self.stats.failed_logins += 1
-                return _refusal(400, "account_id must be an integer", missing=[])
-            if account_id not in user.account_ids:
-                self.stats.failed_logins += 1
-                return _refusal(403, f"User cannot access account {account_id}")
-        if form.get("auth_only") == "1":
-            self.stats.auth_only_checks += 1
-            return _json({"success": True}, 200)
-        self.stats.logins += 1
-        return self._token_answer(*self._new_session(form["username"], account_id))
-
-    def _refresh(self, request: FakeRequest) -> FakeResponse:
-        form = self._form(request)
-        if isinstance(form, FakeResponse):
-            self.stats.failed_refreshes += 1
-            return form
-        old = form.get("refresh_token")
-        if not old:
-            self.stats.failed_refreshes += 1
-            return _refusal(
-                400,
-                "Missing required variables: refresh_token",
-                missing=["refresh_token"],
-            )
-        reused = self._spent_refresh.get(old)
-        if reused is not None:
-            # OAuth practice: a used refresh token coming back revokes the session.
-            self.stats.reuse_attempts += 1
-            self.stats.failed_refreshes += 1
-            reused.revoked = True
-            return _refusal(401, "Refresh token already used; session revoked")
-        session = self._by_refresh.get(old)
-        now = self.clock()
-        if session is None or session.revoked or now >= session.refresh_expires:
-            self.stats.failed_refreshes += 1
-            return _refusal(401, "Invalid or expired refresh token")
-        del self._by_refresh[old]
-        self._spent_refresh[old] = session
-        if now - session.issued_at < self.token_lifetime / 2:
-            self.stats.premature_refreshes += 1
-        # The old bearer token stays valid until its own expiry: requests already in
-        # flight with it must not fail.
-        session.refresh_token = str(uuid.uuid4())
-        session.refresh_expires = now + self.refresh_token_lifetime
-        self._by_refresh[session.refresh_token] = session
-        self.stats.refreshes += 1
-        return self._token_answer(session, self._issue(session))
-
-    async def _oauth_token(self, request: FakeRequest) -> FakeResponse:
-        """An OAuth2-shaped door to the same sessions, for benchmarking peers.
-
-        ``grant_type=password`` logs in, ``grant_type=refresh_token`` refreshes (with
-        the same rotation and reuse detection); answers carry ``access_token``,
-        ``expires_in`` and ``refresh_token``, errors ``{"error": "invalid_grant"}``.
-        """
-        form = self._form(request)
-        grant = form.get("grant_type") if isinstance(form, dict) else None
-        if grant == "password":
-            answer = await self._guarded("login", request, self._login)
-        elif grant == "refresh_token":
-            answer = await self._guarded("refresh", request, self._refresh)
-        else:
-            return _json({"error": "unsupported_grant_type"}, 400)
-        try:
-            body = json.loads(answer.body)
-        except ValueError:
-            return answer  # a garbled answer stays garbled
-        if answer.status != 200 or "token" not in body:
-            return _json(
-                {"error": "invalid_grant", "error_description": body.get("message")},
-                400 if answer.status < 500 else answer.status,
-            )
-        return _json(
-            {
-                "access_token": body["token"],
-                "token_type": "Bearer",
-                "expires_in": body["tokenLifetime"],
-                "refresh_token": body["refreshToken"],
-            },
-            200,
-        )
-
-    def _caller(self, request: FakeRequest) -> int | FakeResponse:
-        """The account a data request acts on, or the refusal it gets."""
-        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        scheme = scheme.lower()
-        if scheme == "bearer" and credential:
-            answer = self._check_bearer(request, credential)
-        elif scheme in ("basic", "integrator") and credential:
-            answer = self._check_password(request, scheme, credential)
-        else:
-            answer = _refusal(401, "Authentication required")
-        if isinstance(answer, FakeResponse):
-            self.stats.rejected_requests += 1
-        return answer
-
-    def _check_bearer(self, request: FakeRequest, token: str) -> int | FakeResponse:
-        bearer = self._by_token.get(token)
-        if bearer is None or bearer.session.revoked:
-            return _refusal(401, "Invalid token")
-        if self.clock() >= bearer.expires:
-            return _refusal(self.expired_status, "Token expired")
-        account = bearer.session.account_id
-        asked = request.query.get("account_id")
-        if asked is not None and asked != str(account):
-            return _refusal(403, f"This session belongs to account {account}")
-        return account
-
-    def _check_password(
-        self, request: FakeRequest, scheme: str, credential: str
-    ) -> int | FakeResponse:
-        try:
-            username, _, password = (
-                base64.b64decode(credential, validate=True).decode().partition(":")
-            )
-        except (ValueError, UnicodeDecodeError):
-            return _refusal(401, f"Malformed {scheme.title()} credentials")
-        user = self._users.get(username)
-        if user is None or user.password != password:
-            return _refusal(401, "Invalid username or password")
-        if scheme == "integrator" and not user.integrator:
-            return _refusal(403, "User is not an integrator")
-        asked = request.query.get("account_id")
-        if asked is None:
-            if scheme == "integrator":
-                return _refusal(
-                    400,
-                    "Missing required variables: account_id",
-                    missing=["account_id"],
-                )
-            # The documented hazard: without account_id the API picks an account.
-            return user.account_ids[0]
-        if not asked.isdigit() or int(asked) not in user.account_ids:
-            return _refusal(403, f"User cannot access account {asked}")
-        return int(asked)
 
     def _call_data(self, request: FakeRequest) -> FakeResponse:
         account = self._caller(request)
@@ -860,7 +397,7 @@ class FakeTeletracker:
         self.stats.data_requests += 1
         missing = [k for k in ("start_date", "end_date") if not request.query.get(k)]
         if missing:
-            return _refusal(
+            return refusal(
                 400,
                 f"Missing required variables: {', '.join(missing)}",
                 missing=missing,
@@ -869,22 +406,22 @@ class FakeTeletracker:
             start = date.fromisoformat(request.query["start_date"])
             end = date.fromisoformat(request.query["end_date"])
         except ValueError:
-            return _refusal(400, "Dates must be YYYY-MM-DD")
+            return refusal(400, "Dates must be YYYY-MM-DD")
         if end < start:
-            return _refusal(400, "end_date is before start_date")
+            return refusal(400, "end_date is before start_date")
         records: list[dict[str, Any]] = []
         day = start
         while day <= end:
             records.extend(self.records_for(account, day))
             day += timedelta(days=1)
-        return _json({"success": True, "data": records}, 200)
+        return json_answer({"success": True, "data": records}, 200)
 
     def _echo(self, request: FakeRequest) -> FakeResponse:
         account = self._caller(request)
         if isinstance(account, FakeResponse):
             return account
         self.stats.data_requests += 1
-        return _json(
+        return json_answer(
             {
                 "success": True,
                 "account_id": account,

@@ -18,15 +18,17 @@ from typing import Any
 import httpx
 import pytest
 
-from teletracker_async._cli import DEMO_PASSWORD, DEMO_USER, _served_elsewhere
-from teletracker_async._fleet_demo import (
+from teletracker_async._cli.common import DEMO_PASSWORD, DEMO_USER
+from teletracker_async._cli.fleet import FleetRun, run_fleet
+from teletracker_async._cli.serve import served_elsewhere
+from tests.conftest import RedisServer, need_redis_binary
+from tests.support.fleet_worker import (
     ENV_DIE_ONCE,
     ENV_LEASE_TTL,
     ENV_TRUST_ANY_INSTANCE,
-    FleetRun,
-    run_fleet,
+    WORKER,
+    worker_env,
 )
-from tests.conftest import RedisServer, need_redis_binary
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
@@ -38,7 +40,7 @@ LEASE = "2"  # seconds: a killed holder's Redis lease runs out within the scenar
 
 @pytest.fixture
 def served() -> Iterator[str]:
-    with _served_elsewhere(LIFETIME) as url:
+    with served_elsewhere(LIFETIME) as url:
         yield url
 
 
@@ -66,8 +68,10 @@ def fleet(
         coroutines=10,
         seconds=seconds,
         lifetime=LIFETIME,
-        env={ENV_LEASE_TTL: LEASE, **(env or {})},
+        backends=("asyncio", "trio"),
+        env=worker_env({ENV_LEASE_TTL: LEASE, **(env or {})}),
         during=during,
+        worker=WORKER,
     )
 
 

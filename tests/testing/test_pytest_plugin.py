@@ -77,6 +77,7 @@ def test_the_entry_point_names_the_plugin(pytestconfig: pytest.Config) -> None:
     assert pytestconfig.pluginmanager.get_plugin("teletracker_async") is entry.load()
 
 
+@pytest.mark.slow
 def test_importing_the_package_does_not_import_pytest() -> None:
     """The library and its testing kit load without pytest (and without the plugin)."""
     code = (
@@ -113,6 +114,7 @@ USER_TEST = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_users_project_gets_the_fixtures(pytester: pytest.Pytester) -> None:
     """Installed, the plugin serves a plain project's tests on asyncio and trio."""
     pytester.makepyfile(test_user=USER_TEST)
@@ -120,6 +122,7 @@ def test_a_users_project_gets_the_fixtures(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+@pytest.mark.slow
 def test_dash_p_loads_it_when_autoload_is_off(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,17 +1,14 @@
-"""A private ``redis-server`` (or ``valkey-server``) on a unix socket.
+"""A private ``redis-server`` (or ``valkey-server``) on a unix socket, for
+``demo --workers N --store redis`` without ``--redis-url``.
 
-Started by the ``demo --store redis`` command and by the test suite's fixtures: no
-TCP port, no persistence unless a snapshot is asked for, output to ``/dev/null``
-(a server that inherits a captured pipe hangs whoever waits for the pipe to close),
-and stopped by PID. It can be killed, restarted (empty, or from the snapshot it
-saved), frozen and thawed, which is what the fleet's fault tests do to it.
+No TCP port, no persistence, output to ``/dev/null`` (a server that inherits a
+captured pipe hangs whoever waits for the pipe to close), stopped by PID.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["RedisServer", "find_redis_server"]
+__all__ = ["ENV_BINARY", "LocalRedis", "find_redis_server"]
 
 #: Where to look first: a path to redis-server or valkey-server.
 ENV_BINARY = "TELETRACKER_TEST_REDIS_SERVER"
@@ -36,13 +33,13 @@ def find_redis_server() -> str | None:
     return shutil.which("redis-server") or shutil.which("valkey-server")
 
 
-class RedisServer:
+class LocalRedis:
     """One server process on a unix socket in its own temporary directory.
 
     Args:
         binary: The server executable (default: :func:`find_redis_server`).
-        directory: Where its socket (and snapshot) live; a new temporary directory
-            by default, removed by :meth:`close`.
+        directory: Where its socket lives; a new temporary directory by default,
+            removed by :meth:`close`.
     """
 
     def __init__(
@@ -73,21 +70,13 @@ class RedisServer:
         return None if self.process is None else self.process.pid
 
     def __repr__(self) -> str:
-        return f"RedisServer(url={self.url!r}, pid={self.pid})"
+        return f"{type(self).__name__}(url={self.url!r}, pid={self.pid})"
 
-    @property
-    def dump(self) -> Path:
-        return self.directory / "dump.rdb"
-
-    def start(self, snapshot: Path | None = None, *, timeout: float = 10.0) -> None:
-        """Start it: empty, or with the data of *snapshot* (an RDB file that
-        :meth:`snapshot` wrote)."""
+    def start(self, *, timeout: float = 10.0) -> None:
+        """Start it, empty, and wait until it answers PING."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError(f"{self!r} is running already")
         self.socket.unlink(missing_ok=True)
-        self.dump.unlink(missing_ok=True)
-        if snapshot is not None:
-            shutil.copyfile(snapshot, self.dump)
         command = [
             self.binary,
             "--port", "0",
@@ -111,7 +100,8 @@ class RedisServer:
                     f"{self.binary} exited with {self.process.returncode} at start"
                 )
             if time.monotonic() > deadline:
-                self.kill()
+                self.process.kill()
+                self.process.wait(timeout=10)
                 raise TimeoutError(f"{self.binary} did not answer within {timeout} s")
             time.sleep(0.02)
 
@@ -134,32 +124,11 @@ class RedisServer:
         except OSError:
             return None
 
-    def snapshot(self, to: Path) -> Path:
-        """Save the data now (``SAVE``) and copy the RDB file to *to*."""
-        if self.command("SAVE", timeout=10.0) != b"+OK\r\n":
-            raise RuntimeError(f"{self!r} could not SAVE")
-        shutil.copyfile(self.dump, to)
-        return to
-
-    def kill(self) -> None:
-        """``kill -9`` it (no chance to save anything) and reap it."""
-        self._signal(signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait(timeout=10)
-
-    def freeze(self) -> None:
-        """``SIGSTOP``: connections stay open, nothing is answered."""
-        self._signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        self._signal(signal.SIGCONT)
-
     def stop(self) -> None:
-        """Stop it by PID: SIGCONT (if frozen), SIGTERM, then SIGKILL if it lingers."""
+        """Stop it by PID: SIGTERM, then SIGKILL if it lingers."""
         process = self.process
         if process is None or process.poll() is not None:
             return
-        self.thaw()
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -172,14 +141,6 @@ class RedisServer:
         self.stop()
         if self._owned:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def signal(self, signum: int) -> None:
-        """Send *signum* to it, if it runs."""
-        self._signal(signum)
-
-    def _signal(self, signum: int) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signum)
 
     def __enter__(self) -> Self:
         self.start()
