@@ -34,15 +34,21 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-#: The HTTP stacks the auth-flow and client suites run on (httpx2 needs 3.11+).
+#: The HTTP stacks the auth-flow and client suites run on (httpx2 needs 3.11+). The
+#: httpx2 twins of these suites are the slow tier; what is httpx2's own (the
+#: hand-over, one session across stacks, the adapters) runs in the fast one.
 STACKS = [
     pytest.param("httpx", id="httpx"),
     pytest.param(
         "httpx2",
         id="httpx2",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("httpx2") is None, reason="httpx2 not installed"
-        ),
+        marks=[
+            pytest.mark.skipif(
+                importlib.util.find_spec("httpx2") is None,
+                reason="httpx2 not installed",
+            ),
+            pytest.mark.slow,
+        ],
     ),
 ]
 

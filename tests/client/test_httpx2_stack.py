@@ -213,6 +213,7 @@ async def test_session_and_switch_account_on_httpx2(fake: FakeTeletracker) -> No
     assert body["account_id"] == 2
 
 
+@pytest.mark.slow  # a real child process
 def test_httpx2_costs_nothing_until_asked_for() -> None:
     """Importing the SDK, building a client and a fake imports no httpx2: only
     teletracker_async.httpx2 (or an httpx2 object handed in) does."""

@@ -535,6 +535,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow  # a real child process
 async def test_file_store_frees_the_lease_of_a_killed_holder(tmp_path: Path) -> None:
     """A process holding the lease is kill -9'd: the kernel frees the flock and the
     next holder gets a larger fence (the lease file stays: it is never unlinked)."""
@@ -743,6 +744,7 @@ def test_redis_store_refuses_what_it_cannot_use(redis_server: RedisServer) -> No
     client.close()
 
 
+@pytest.mark.slow  # a real child process
 def test_redis_store_needs_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without redis installed, the stores import and RedisTokenStore says what to
     install."""
