@@ -15,7 +15,7 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 1_000.0) -> None:
-        self.now = float(start)
+        self.now: float = float(start)
 
     def __call__(self) -> float:
         return self.now
@@ -42,8 +42,8 @@ class FakeGate:
     def __init__(self, *, after: bool, expected: int = 1) -> None:
         self.after = after
         self.expected = expected
-        self.waiting = 0
-        self.arrived = anyio.Event()
+        self.waiting: int = 0
+        self.arrived: anyio.Event = anyio.Event()
         self._released = anyio.Event()
 
     def release(self) -> None:

@@ -172,14 +172,14 @@ class FakeTeletracker(SessionRules, FaultRules):
             records_per_day,
             request_log_size,
         )
-        self.token_lifetime = float(token_lifetime)
-        self.refresh_token_lifetime = float(refresh_token_lifetime)
-        self.expired_status = expired_status
+        self.token_lifetime: float = float(token_lifetime)
+        self.refresh_token_lifetime: float = float(refresh_token_lifetime)
+        self.expired_status: Literal[401, 403] = expired_status
         self.clock = clock
         self.wall_clock_skew = wall_clock_skew
         self.records_per_day = records_per_day
         self.account_id_in_answers = account_id_in_answers
-        self.stats = FakeStats()
+        self.stats: FakeStats = FakeStats()
         #: The requests that reached the fake, in the order they were answered: the
         #: latest ``request_log_size`` of them.
         self.requests: deque[RecordedRequest] = deque(maxlen=request_log_size)
