@@ -35,6 +35,7 @@ from teletracker_async._options import AnyAuth, ClientOptions, auth_for, pick_st
 from teletracker_async._reports import ReportCalls
 from teletracker_async._secrets import (
     check_account_id,
+    login_request,
     secret_password,
 )
 from teletracker_async._session.fleet import StoreErrors
@@ -478,7 +479,7 @@ class TeletrackerClient(ReportCalls, Generic[AuthT_co]):
         """
         path, auth = "/auth/login", self._path.auth
         response = await self._path.send(
-            lambda: auth.login_request(auth.account_id, auth_only=True),
+            lambda: login_request(auth, auth.account_id, auth_only=True),
             what=("POST", path),
             idempotent=True,
             authenticate=False,

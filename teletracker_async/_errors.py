@@ -32,9 +32,18 @@ import math
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from teletracker_async._http import Headers
+
+if TYPE_CHECKING:
+    import httpx
+
+    import httpx2
+
+    #: A request or an answer of the stack the error came from.
+    AnyRequest = httpx.Request | httpx2.Request
+    AnyResponse = httpx.Response | httpx2.Response
 
 E = TypeVar("E", bound=BaseException)
 
@@ -169,15 +178,15 @@ class APIError(TeletrackerError):
         message: str,
         body: Any = None,
         *,
-        request: Any = None,
-        response: Any = None,
+        request: AnyRequest | None = None,
+        response: AnyResponse | None = None,
     ) -> None:
         super().__init__(status_code, message, body)
         self.status_code = status_code
         self.message = message
         self.body = body
-        self.request = request
-        self.response = response
+        self.request: AnyRequest | None = request
+        self.response: AnyResponse | None = response
 
     def __str__(self) -> str:
         return f"{self.message} (HTTP {self.status_code})"

@@ -19,7 +19,7 @@ import httpx
 
 from teletracker_async._config import DEFAULT_BASE_URL, EXCHANGE_TIMEOUT, user_agent
 from teletracker_async._errors import OriginMismatchError
-from teletracker_async._http import Stack
+from teletracker_async._http import URL, Stack
 
 __all__ = [
     "EXCHANGE",
@@ -224,7 +224,7 @@ class Credentials:
         """The API root, without a trailing slash: credentials go nowhere else."""
         return self._base_url
 
-    def check_origin(self, url: Any) -> None:
+    def _check_origin(self, url: URL) -> None:
         """Refuse to put credentials on a request for another origin.
 
         Raises:
@@ -240,29 +240,11 @@ class Credentials:
                 f"client at {self._base_url!r}."
             )
 
-    def secret_values(self) -> tuple[str, ...]:
+    def _secret_values(self) -> tuple[str, ...]:
         """Every secret this auth holds now (to redact echoes of them)."""
         return (self._password.get(),)
 
-    def redact(self, body: Any, *, also: tuple[str, ...] = ()) -> Any:
-        """*body* without secret-looking keys, any secret this auth holds, nor any of
-        *also* (the token a request was actually sent with, say)."""
-        return redact(body, (*self.secret_values(), *also))
-
-    def login_request(self, account_id: int | None, *, auth_only: bool = False) -> Any:
-        """``POST /auth/login`` with the credentials (form-encoded).
-
-        The password lives only in the request body: it never sits in a variable of a
-        frame that raises.
-        """
-        form = {"username": self._username, "password": self._password.get()}
-        if account_id is not None:
-            form["account_id"] = str(account_id)
-        if auth_only:
-            form["auth_only"] = "1"
-        return self.exchange_request("/auth/login", form)
-
-    def exchange_request(self, path: str, form: dict[str, str]) -> Any:
+    def _form_request(self, path: str, form: dict[str, str]) -> Any:
         """A form POST carrying a secret, marked as the SDK's own and sent once only.
 
         Its body can be read a single time: if a redirect (``follow_redirects=True``)
@@ -289,6 +271,28 @@ class Credentials:
             # would add the client's (without any, a stalled server hangs it).
             extensions={EXCHANGE: True, "timeout": dict(EXCHANGE_TIMEOUT)},
         )
+
+
+def redact_for(auth: Credentials, body: Any, *, also: tuple[str, ...] = ()) -> Any:
+    """*body* without secret-looking keys, any secret *auth* holds, nor any of
+    *also* (the token a request was actually sent with, say)."""
+    return redact(body, (*auth._secret_values(), *also))  # noqa: SLF001 - this module's class
+
+
+def login_request(
+    auth: Credentials, account_id: int | None, *, auth_only: bool = False
+) -> Any:
+    """``POST /auth/login`` with *auth*'s credentials (form-encoded).
+
+    The password lives only in the request body: it never sits in a variable of a
+    frame that raises.
+    """
+    form = {"username": auth.username, "password": auth._password.get()}  # noqa: SLF001 - this module's class
+    if account_id is not None:
+        form["account_id"] = str(account_id)
+    if auth_only:
+        form["auth_only"] = "1"
+    return auth._form_request("/auth/login", form)  # noqa: SLF001 - this module's class
 
 
 #: The request extension that marks the SDK's own login and refresh requests.

@@ -18,8 +18,12 @@ expiry for both stacks.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING
+
 import httpx2
 from teletracker_async._http import httpx2_stack
+from teletracker_async._models import AuthSession
 from teletracker_async._session.flow import BearerFlow
 from teletracker_async._session.flow import TeletrackerAuth as _HttpxTeletrackerAuth
 from teletracker_async._session.schemes import BasicScheme, IntegratorScheme
@@ -35,12 +39,41 @@ class TeletrackerAuth(BearerFlow, httpx2.Auth):
     requires_request_body = False
     requires_response_body = False
 
+    if TYPE_CHECKING:  # the flow is written once (typed Any): here, in httpx2's types
+
+        def sync_auth_flow(
+            self, request: httpx2.Request
+        ) -> Generator[httpx2.Request, httpx2.Response, None]: ...
+        def async_auth_flow(
+            self, request: httpx2.Request
+        ) -> AsyncGenerator[httpx2.Request, httpx2.Response]: ...
+        async def ensure_session(
+            self, send: Callable[[httpx2.Request], Awaitable[httpx2.Response]]
+        ) -> AuthSession: ...
+        async def switch_account(
+            self,
+            account_id: int | None,
+            send: Callable[[httpx2.Request], Awaitable[httpx2.Response]],
+        ) -> AuthSession: ...
+
 
 class TeletrackerBasicAuth(BasicScheme, httpx2.Auth):
     __doc__ = BasicScheme.__doc__
     _stack = _STACK
 
+    if TYPE_CHECKING:  # the flow is written once (typed Any): here, in httpx2's types
+
+        def auth_flow(
+            self, request: httpx2.Request
+        ) -> Generator[httpx2.Request, httpx2.Response, None]: ...
+
 
 class IntegratorAuth(IntegratorScheme, httpx2.Auth):
     __doc__ = IntegratorScheme.__doc__
     _stack = _STACK
+
+    if TYPE_CHECKING:  # the flow is written once (typed Any): here, in httpx2's types
+
+        def auth_flow(
+            self, request: httpx2.Request
+        ) -> Generator[httpx2.Request, httpx2.Response, None]: ...

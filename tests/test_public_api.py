@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import importlib
 import importlib.metadata
 import time
 import types
@@ -25,6 +26,282 @@ from teletracker_async import (
     TeletrackerError,
 )
 from teletracker_async._errors import error_for_status, parse_retry_after
+
+#: Each public class's public attributes, as a user sees them on the class (what
+#: httpx.Auth itself defines included: httpx reads those). A new public name is a
+#: decision: add it here, in the docs and in the CHANGELOG.
+PUBLIC_ATTRIBUTES: dict[str, set[str]] = {
+    "teletracker_async.AuthSession": {
+        "account_id",
+        "expires_at",
+        "extra",
+        "guid",
+        "obtained_at",
+        "refresh_expires_at",
+        "refresh_token",
+        "refresh_token_expiration",
+        "token",
+        "token_expiration",
+        "token_lifetime",
+    },
+    "teletracker_async.CallDataStream": {
+        "eta",
+        "fraction_done",
+    },
+    "teletracker_async.IntegratorAuth": {
+        "account_id",
+        "async_auth_flow",
+        "auth_flow",
+        "base_url",
+        "for_account",
+        "requires_request_body",
+        "requires_response_body",
+        "sync_auth_flow",
+        "use_account",
+        "username",
+    },
+    "teletracker_async.Retry": {
+        "backoff",
+        "jitter",
+        "max_attempts",
+        "max_backoff",
+        "max_retries",
+        "max_retry_after",
+        "of_max_retries",
+        "statuses",
+    },
+    "teletracker_async.TeletrackerAuth": {
+        "account_id",
+        "async_auth_flow",
+        "auth_flow",
+        "base_url",
+        "ensure_session",
+        "for_account",
+        "requires_request_body",
+        "requires_response_body",
+        "session",
+        "sharing",
+        "stack",
+        "store_stats",
+        "switch_account",
+        "sync_auth_flow",
+        "username",
+    },
+    "teletracker_async.TeletrackerBasicAuth": {
+        "account_id",
+        "async_auth_flow",
+        "auth_flow",
+        "base_url",
+        "for_account",
+        "requires_request_body",
+        "requires_response_body",
+        "sync_auth_flow",
+        "use_account",
+        "username",
+    },
+    "teletracker_async.TeletrackerClient": {
+        "aclose",
+        "auth",
+        "call_data",
+        "for_account",
+        "http",
+        "is_view",
+        "iter_call_data",
+        "max_retries",
+        "request_json",
+        "retry",
+        "session",
+        "stream_call_data",
+        "switch_account",
+        "timeout",
+        "total_timeout",
+        "verify_credentials",
+        "with_options",
+    },
+    "teletracker_async.stores.FileTokenStore": {
+        "aclose",
+        "acquire",
+        "commit",
+        "load",
+        "path",
+        "release",
+        "spend",
+    },
+    "teletracker_async.stores.MemoryTokenStore": {
+        "aclose",
+        "acquire",
+        "commit",
+        "load",
+        "release",
+        "spend",
+    },
+    "teletracker_async.stores.RedisTokenStore": {
+        "aclose",
+        "acquire",
+        "commit",
+        "load",
+        "release",
+        "spend",
+    },
+    "teletracker_async.stores.StoreStats": {
+        "adopted",
+        "calls",
+        "private_renewals",
+        "published",
+        "refused_commits",
+        "store_errors",
+    },
+    "teletracker_async.stores.StoredRecord": {
+        "fence",
+        "payload",
+        "remaining",
+        "spent",
+        "trusted",
+        "write_id",
+    },
+    "teletracker_async.stores.TokenStore": {
+        "aclose",
+        "acquire",
+        "commit",
+        "load",
+        "release",
+        "spend",
+    },
+    "teletracker_async.testing.FakeClock": {
+        "advance",
+    },
+    "teletracker_async.testing.FakeGate": {
+        "release",
+    },
+    "teletracker_async.testing.FakeRequest": {
+        "body",
+        "headers",
+        "method",
+        "path",
+        "query",
+    },
+    "teletracker_async.testing.FakeResponse": {
+        "body",
+        "headers",
+        "json",
+        "status",
+    },
+    "teletracker_async.testing.FakeStats": {
+        "auth_only_checks",
+        "concurrent_logins",
+        "concurrent_refreshes",
+        "data_requests",
+        "failed_logins",
+        "failed_refreshes",
+        "injected_faults",
+        "logins",
+        "max_concurrent_logins",
+        "max_concurrent_refreshes",
+        "premature_refreshes",
+        "refreshes",
+        "rejected_requests",
+        "reuse_attempts",
+    },
+    "teletracker_async.testing.FakeTeletracker": {
+        "add_endpoint",
+        "add_user",
+        "asgi",
+        "asgi_server",
+        "clear_faults",
+        "delay_next",
+        "drop_next",
+        "expire_sessions",
+        "fail_next",
+        "garble_next",
+        "handle",
+        "issued_secrets",
+        "live_sessions",
+        "pause_next",
+        "records_for",
+        "reset_stats",
+        "revoke_sessions",
+        "serving",
+        "set_latency",
+        "set_password",
+        "token_deadlines",
+        "transport",
+        "wall_time",
+    },
+    "teletracker_async.testing.RecordedRequest": {
+        "keys",
+        "method",
+        "path",
+        "query",
+        "scheme",
+        "status",
+    },
+    "teletracker_async.httpx2.IntegratorAuth": {
+        "account_id",
+        "async_auth_flow",
+        "auth_flow",
+        "base_url",
+        "for_account",
+        "requires_request_body",
+        "requires_response_body",
+        "sync_auth_flow",
+        "use_account",
+        "username",
+    },
+    "teletracker_async.httpx2.TeletrackerAuth": {
+        "account_id",
+        "async_auth_flow",
+        "auth_flow",
+        "base_url",
+        "ensure_session",
+        "for_account",
+        "requires_request_body",
+        "requires_response_body",
+        "session",
+        "sharing",
+        "stack",
+        "store_stats",
+        "switch_account",
+        "sync_auth_flow",
+        "username",
+    },
+    "teletracker_async.httpx2.TeletrackerBasicAuth": {
+        "account_id",
+        "async_auth_flow",
+        "auth_flow",
+        "base_url",
+        "for_account",
+        "requires_request_body",
+        "requires_response_body",
+        "sync_auth_flow",
+        "use_account",
+        "username",
+    },
+}
+
+
+def _public_attributes(qualified: str) -> set[str]:
+    module, _, name = qualified.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    base = BaseException if issubclass(cls, BaseException) else object
+    return {n for n in dir(cls) if not n.startswith("_") and n not in dir(base)}
+
+
+@pytest.mark.parametrize("qualified", sorted(PUBLIC_ATTRIBUTES))
+def test_each_public_class_has_exactly_its_public_attributes(qualified: str) -> None:
+    """No public attribute appears or leaves a public class unnoticed."""
+    assert _public_attributes(qualified) == PUBLIC_ATTRIBUTES[qualified]
+
+
+@pytest.mark.parametrize(
+    "helper",
+    ["secret_values", "redact", "check_origin", "exchange_request", "login_request"],
+)
+def test_no_auth_class_offers_its_secret_handling(helper: str) -> None:
+    """The helpers that read the password or tokens are the SDK's own: no auth class
+    offers them to a user (one returned the password itself)."""
+    for qualified in PUBLIC_ATTRIBUTES:
+        if qualified.endswith("Auth"):
+            assert helper not in _public_attributes(qualified)
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -207,6 +484,7 @@ def test_error_context_without_a_request() -> None:
         502, "bad gateway", answer.headers, what="Call", response=answer
     )
     assert error.request is None
+    assert error.response is not None
     assert error.response.status_code == 502
     assert error.response.headers["set-cookie"] == "<redacted>"
     assert error.response.headers["x-id"] == "7"

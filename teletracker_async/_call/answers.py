@@ -7,7 +7,7 @@ Also the SDK's errors for a try that got no answer (:func:`no_answer`) and the
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Any
 
 from teletracker_async._call.retry import Failure
 from teletracker_async._converter import (
@@ -28,10 +28,9 @@ from teletracker_async._errors import (
     error_for_status,
 )
 from teletracker_async._http import URL, Request, Response, Stack
-from teletracker_async._secrets import EXCHANGE
+from teletracker_async._secrets import EXCHANGE, Credentials, redact_for
 
 __all__ = [
-    "Redactor",
     "failure_of",
     "no_answer",
     "outcome",
@@ -41,17 +40,11 @@ __all__ = [
 ]
 
 
-class Redactor(Protocol):
-    """The auth a request went through, which knows the secrets to take out."""
-
-    def redact(self, body: Any, *, also: tuple[str, ...] = ()) -> Any: ...
-
-
 def read_json(
     method: str,
     path: str,
     response: Response,
-    auth: Redactor,
+    auth: Credentials,
     *,
     auth_endpoint: bool = False,
 ) -> dict[str, Any]:
@@ -82,7 +75,7 @@ def read_json(
 
 
 def outcome(
-    method: str, path: str, response: Response, auth: Redactor, auth_endpoint: bool
+    method: str, path: str, response: Response, auth: Credentials, auth_endpoint: bool
 ) -> dict[str, Any] | TeletrackerError:
     """The JSON object of a successful answer, or the error it stands for."""
     what = f"{method} {path}"
@@ -109,7 +102,7 @@ def outcome(
 def _refusal(
     response: Response,
     what: str,
-    auth: Redactor,
+    auth: Credentials,
     auth_endpoint: bool,
     *,
     by_status: bool,
@@ -117,7 +110,7 @@ def _refusal(
     status = response.status_code
     # The token it was sent with may be an older one than the auth's current.
     sent = response.request.headers.get("authorization", "").partition(" ")[2]
-    body = auth.redact(decode_error_body(response.content), also=(sent,))
+    body = redact_for(auth, decode_error_body(response.content), also=(sent,))
     refusal = error_for_status(
         status,
         body,
@@ -133,7 +126,7 @@ def _refusal(
 
 
 def records(
-    path: str, response: Response, auth: Redactor
+    path: str, response: Response, auth: Credentials
 ) -> list[dict[str, Any]] | TeletrackerError:
     """The call records of a report answer, or the error it stands for."""
     body = outcome("GET", path, response, auth, auth_endpoint=False)

@@ -38,6 +38,8 @@ from teletracker_async._secrets import (
     Credentials,
     check_account_id,
     check_margin,
+    login_request,
+    redact_for,
     secret_password,
 )
 from teletracker_async._session.core import SessionCore
@@ -146,8 +148,17 @@ class BearerFlow(Credentials):
                 f"sharing() takes a TeletrackerAuth, not {type(other).__name__}"
             )
         new = cls.__new__(cls)
-        new.__dict__.update(other.__dict__)  # the same credentials, core and clock
+        new._share(other)  # noqa: SLF001 - an instance of this very class
         return new
+
+    def _share(self, other: BearerFlow) -> None:
+        """Hold *other*'s credentials and its very session: the same core (so one
+        single-flight renewal), machine, token store link and clock."""
+        self._username, self._password = other._username, other._password
+        self._account_id, self._base_url = other._account_id, other._base_url
+        self._origin, self._refresh_url = other._origin, other._refresh_url
+        self._clock, self._machine = other._clock, other._machine
+        self._core, self._fleet = other._core, other._fleet
 
     def for_account(self, account_id: int) -> Self:
         """A new auth with these credentials for *account_id*: its own session.
@@ -193,7 +204,7 @@ class BearerFlow(Credentials):
         fleet = getattr(self, "_fleet", None)  # None while being built
         return None if fleet is None else attrs.evolve(fleet.stats)
 
-    def secret_values(self) -> tuple[str, ...]:
+    def _secret_values(self) -> tuple[str, ...]:
         """The password and the current tokens (to redact echoes of them)."""
         lease = self._core.lease
         if lease is None:
@@ -224,7 +235,7 @@ class BearerFlow(Credentials):
         """
         url = request.url  # ~0.3 us a request: the price of never leaking a token
         if (url.scheme, url.host, url.port) != self._origin:
-            self.check_origin(url)  # raises, naming both origins
+            self._check_origin(url)  # raises, naming both origins
         lease = self._machine.lease
         event: Event = NEED
         while True:
@@ -371,10 +382,10 @@ class BearerFlow(Credentials):
 
     def _exchange_request(self, exchange: Exchange) -> Any:
         if exchange.kind is Renewal.REFRESH and exchange.refresh_token is not None:
-            return self.exchange_request(
+            return self._form_request(
                 "/auth/refresh", {"refresh_token": exchange.refresh_token}
             )
-        return self.login_request(exchange.account_id)
+        return login_request(self, exchange.account_id)
 
     async def _on_answer(
         self, exchange: Exchange, request: Any, response: Any
@@ -463,7 +474,7 @@ class BearerFlow(Credentials):
         # Built here, not at the raise site: no frame that raises holds a secret.
         return error_for_status(
             status,
-            self.redact(decode_error_body(response.content)),
+            redact_for(self, decode_error_body(response.content)),
             response.headers,
             what=what,
             auth_endpoint=True,
@@ -506,3 +517,20 @@ class TeletrackerAuth(BearerFlow, httpx.Auth):
     _stack = HTTPX
     requires_request_body = False
     requires_response_body = False
+
+    if TYPE_CHECKING:  # the flow is written once (typed Any): here, in httpx's types
+
+        def sync_auth_flow(
+            self, request: httpx.Request
+        ) -> Generator[httpx.Request, httpx.Response, None]: ...
+        def async_auth_flow(
+            self, request: httpx.Request
+        ) -> AsyncGenerator[httpx.Request, httpx.Response]: ...
+        async def ensure_session(
+            self, send: Callable[[httpx.Request], Awaitable[httpx.Response]]
+        ) -> AuthSession: ...
+        async def switch_account(
+            self,
+            account_id: int | None,
+            send: Callable[[httpx.Request], Awaitable[httpx.Response]],
+        ) -> AuthSession: ...

@@ -48,7 +48,7 @@ class _HeaderAuth(Credentials):
         Raises:
             OriginMismatchError: *request* is for another origin than ``base_url``.
         """
-        self.check_origin(request.url)
+        self._check_origin(request.url)
         request.headers["Authorization"] = self._header.get()
         if self._account_id is not None and "account_id" not in request.url.params:
             request.url = request.url.copy_add_param(
@@ -146,7 +146,19 @@ class TeletrackerBasicAuth(BasicScheme, httpx.Auth):
     __doc__ = BasicScheme.__doc__
     _stack = HTTPX
 
+    if TYPE_CHECKING:  # the flow is written once (typed Any): here, in httpx's types
+
+        def auth_flow(
+            self, request: httpx.Request
+        ) -> Generator[httpx.Request, httpx.Response, None]: ...
+
 
 class IntegratorAuth(IntegratorScheme, httpx.Auth):
     __doc__ = IntegratorScheme.__doc__
     _stack = HTTPX
+
+    if TYPE_CHECKING:  # the flow is written once (typed Any): here, in httpx's types
+
+        def auth_flow(
+            self, request: httpx.Request
+        ) -> Generator[httpx.Request, httpx.Response, None]: ...

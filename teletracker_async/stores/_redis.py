@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -37,6 +37,10 @@ from teletracker_async.stores._util import (
     Failed,
     in_thread,
 )
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
 
 __all__ = ["REDIS_TIMEOUT", "RedisTokenStore"]
 
@@ -271,7 +275,7 @@ class RedisTokenStore(CheckedStore):
 
     def __init__(
         self,
-        url_or_client: Any,
+        url_or_client: str | redis.Redis | redis.asyncio.Redis,
         *,
         prefix: str = "teletracker",
         timeout: float = REDIS_TIMEOUT,

@@ -42,6 +42,8 @@ from teletracker_async.testing._wire import FakeRequest, FakeResponse
 if TYPE_CHECKING:
     import uvicorn
 
+    import httpx2
+
 __all__ = [
     "Endpoint",
     "EndpointHandler",
@@ -308,7 +310,7 @@ class FakeTeletracker(SessionRules, FaultRules):
     @overload
     def transport(
         self, *, max_connections: int | None = None, stack: Literal["httpx2"]
-    ) -> Any: ...
+    ) -> httpx2.AsyncBaseTransport: ...
     def transport(
         self,
         *,

@@ -194,6 +194,8 @@ async def test_api_errors_keep_a_redacted_request_and_response(
     with pytest.raises(NotFoundError) as info:
         await client.call_data(*DAY)
     error = info.value
+    assert error.request is not None
+    assert error.response is not None
     assert error.request.method == "GET"
     assert error.request.url.path == "/reports/call-data"
     assert error.request.url.params["start_date"] == "2026-01-01"
@@ -216,6 +218,7 @@ async def test_rate_limit_message_says_when_to_come_back(
     with pytest.raises(RateLimitError) as info:
         await client.call_data(*DAY)
     assert "retry after 120 s" in str(info.value)
+    assert info.value.response is not None
     assert info.value.response.headers["retry-after"] == "120"
 
 
@@ -229,6 +232,8 @@ async def test_a_refused_login_keeps_its_request_without_the_password(
         with pytest.raises(AuthenticationError) as info:
             await client.call_data(*DAY)
     error = info.value
+    assert error.request is not None
+    assert error.response is not None
     assert (error.request.method, error.request.url.path) == ("POST", "/auth/login")
     assert error.request.content == b""
     assert error.response.status_code == 401

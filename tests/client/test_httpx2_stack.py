@@ -69,6 +69,9 @@ async def test_one_session_across_stacks(
     auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, clock=clock)
     twin = adapters.TeletrackerAuth.sharing(auth)
     assert TeletrackerAuth.sharing(twin).session is auth.session
+    # Everything the auth holds is the original's own object, nothing a copy.
+    assert vars(twin).keys() == vars(auth).keys()
+    assert all(vars(twin)[name] is value for name, value in vars(auth).items())
     codes: list[int] = []
     async with (
         httpx.AsyncClient(

@@ -733,7 +733,7 @@ def test_redis_store_refuses_what_it_cannot_use(redis_server: RedisServer) -> No
     with pytest.raises(ValueError, match="not a usable Redis URL"):
         RedisTokenStore("redis://localhost:notaport")
     with pytest.raises(TypeError, match="url_or_client must be"):
-        RedisTokenStore(42)
+        RedisTokenStore(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must not be empty"):
         RedisTokenStore(redis_server.url, prefix="")
     client = redis.Redis(
