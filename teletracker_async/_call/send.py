@@ -46,7 +46,7 @@ from teletracker_async._errors import (
     parse_retry_after,
 )
 from teletracker_async._http import HTTPClient, Request, Response, Stack
-from teletracker_async._session.core import _current_loop
+from teletracker_async._session.core import current_loop
 from teletracker_async._session.flow import BearerFlow
 
 __all__ = ["Link", "RequestPath"]
@@ -95,7 +95,7 @@ class Link:
         Raises:
             RuntimeError: The link is bound to another event loop.
         """
-        loop = _current_loop()
+        loop = current_loop()
         if self.loop is loop:
             return
         if self.loop is None:
@@ -310,7 +310,7 @@ class RequestPath:
         # before it sends (anyio's acquire() used to check this). It is cancelled
         # before any other check, closed client included; the loop's own check
         # once the client is bound to this loop.
-        bound = _current_loop() is link.loop
+        bound = current_loop() is link.loop
         await (
             link.checkpoint_if_cancelled
             if bound

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from teletracker_async._converter import TokenAnswer
     from teletracker_async._errors import TeletrackerError
 
-__all__ = ["SessionCore"]
+__all__ = ["SessionCore", "current_loop"]
 
 _CORES: weakref.WeakSet[SessionCore] = weakref.WeakSet()
 
@@ -55,7 +55,7 @@ async def _settled() -> None:
     """Nothing to wait for: the flight has settled already."""
 
 
-def _current_loop() -> object | None:
+def current_loop() -> object | None:
     """The running event loop (asyncio) or trio token, or None outside one."""
     try:
         # anyio's native token on asyncio, in a fraction of a µs (the client asks
@@ -137,7 +137,7 @@ class SessionCore:
         with self._mutex:
             step = self.machine.plan(self._clock(), event, waited)
             if isinstance(step, Start):
-                owner = (_current_loop(), threading.current_thread())
+                owner = (current_loop(), threading.current_thread())
                 self._owners[step.exchange.number] = owner
         return step
 
@@ -161,7 +161,7 @@ class SessionCore:
         no frame of ours kept alive per waiter (measured: each parked frame costs
         the garbage collector a walk in every full collection).
         """
-        loop = _current_loop()
+        loop = current_loop()
         with self._mutex:
             current = self.machine.flight
             if current is None or current.number != flight:
@@ -294,7 +294,7 @@ class SessionCore:
     def _wake(woken: dict[object, anyio.Event]) -> None:
         if not woken:
             return
-        here = _current_loop()
+        here = current_loop()
         for loop, event in woken.items():
             if loop is here:
                 event.set()

@@ -28,13 +28,20 @@ from urllib.parse import parse_qsl
 import attrs
 import httpx
 
-from teletracker_async.testing import _doors
 from teletracker_async.testing._answers import (
     FakeStats,
     json_answer,
     multipart,
     refusal,
 )
+from teletracker_async.testing._doors import (
+    asgi_server as uvicorn_server,
+)
+from teletracker_async.testing._doors import (
+    in_process_transport,
+    serve_asgi,
+)
+from teletracker_async.testing._doors import serving as serving_in_thread
 from teletracker_async.testing._fault_rules import BUILT_IN, Endpoint, FaultRules
 from teletracker_async.testing._session_rules import SessionRules, User
 from teletracker_async.testing._wire import FakeRequest, FakeResponse
@@ -326,7 +333,7 @@ class FakeTeletracker(SessionRules, FaultRules):
             stack: ``"httpx"`` (an ``httpx.AsyncBaseTransport``) or ``"httpx2"``
                 (for an ``httpx2.AsyncClient``; needs httpx2 installed).
         """
-        return _doors.in_process_transport(self.handle, max_connections, stack)
+        return in_process_transport(self.handle, max_connections, stack)
 
     async def asgi(
         self,
@@ -340,7 +347,7 @@ class FakeTeletracker(SessionRules, FaultRules):
         :meth:`handle`. A dropped connection is played by announcing a body and
         never sending it, which the server turns into a closed connection.
         """
-        await _doors.serve_asgi(self.handle, scope, receive, send)
+        await serve_asgi(self.handle, scope, receive, send)
 
     def asgi_server(self, **options: Any) -> uvicorn.Server:
         """A ``uvicorn.Server`` for :meth:`asgi` (needs the ``cli`` extra).
@@ -348,7 +355,7 @@ class FakeTeletracker(SessionRules, FaultRules):
         Args:
             **options: More ``uvicorn.Config`` settings.
         """
-        return _doors.asgi_server(self.asgi, **options)
+        return uvicorn_server(self.asgi, **options)
 
     @contextlib.contextmanager
     def serving(self, host: str = "127.0.0.1") -> Iterator[str]:
@@ -361,7 +368,7 @@ class FakeTeletracker(SessionRules, FaultRules):
         Yields:
             The base URL, like ``http://127.0.0.1:38211``.
         """
-        with _doors.serving(self.asgi, host) as url:
+        with serving_in_thread(self.asgi, host) as url:
             yield url
 
     # -- the one implementation -------------------------------------------------------
