@@ -48,7 +48,7 @@ __all__ = [
 #: The public API root.
 DEFAULT_BASE_URL = "https://api.teletracker.net"
 
-# -- the session's timeline (see ``_session``) ----------------------------------------
+# -- the session's timeline (see ``_session/machine.py``) --------------------------------
 #: Seconds before expiry at which one request may refresh early (capped at lifetime/2).
 DEFAULT_REFRESH_MARGIN = 300.0
 #: The hard deadline sits this many seconds before expiry (less for short lifetimes).

@@ -151,7 +151,7 @@ class Stack:
     #: cookie from an answer (see :func:`_keeping_no_answer_cookies`).
     AsyncClient: Any = attrs.field(repr=False)
     #: Whether the client's queue lets its next request into this stack's own pool
-    #: before a connection frees (see ``_hand_over_at_last_byte`` in _client.py).
+    #: before a connection frees (see ``Queue.hand_over_at_last_byte`` in _call/queue.py).
     #: Measured (``benchmarks/bench_loopback.py``): twice the throughput on httpx2
     #: at 100 connections, where the pool probes every idle connection on each
     #: pass; on httpx, 5 to 8 % less at 8 connections x 2000 coroutines and the same
