@@ -57,8 +57,8 @@ async def _stream(
 ) -> int:
     count = 0
     pull = client.stream_call_data(days[0], days[-1], concurrency=width, ahead=ahead)
-    async with pull:
-        async for _ in pull:
+    async with pull as stream:
+        async for _ in stream:
             count += 1
     return count
 

@@ -46,12 +46,24 @@ if TYPE_CHECKING:
     from typing_extensions import Self, TypeVar
 
     import httpx2
+    from teletracker_async._session.flow import TeletrackerAuth
+    from teletracker_async._session.schemes import IntegratorAuth, TeletrackerBasicAuth
+    from teletracker_async.httpx2 import IntegratorAuth as _Httpx2Integrator
+    from teletracker_async.httpx2 import TeletrackerAuth as _Httpx2Bearer
+    from teletracker_async.httpx2 import TeletrackerBasicAuth as _Httpx2Basic
     from teletracker_async.stores import TokenStore
 
     #: The auth class of a client: a bearer flow (``TeletrackerAuth`` of its
     #: stack) when built from credentials, the class of ``auth=`` when given.
     AuthT_co = TypeVar("AuthT_co", bound=AnyAuth, default=AnyAuth, covariant=True)
     HTTPAsyncClient = httpx.AsyncClient | httpx2.AsyncClient
+    #: An auth given with ``auth=``, of the stack of the client it goes with.
+    _HttpxAuthT = TypeVar(
+        "_HttpxAuthT", bound=TeletrackerAuth | TeletrackerBasicAuth | IntegratorAuth
+    )
+    _Httpx2AuthT = TypeVar(
+        "_Httpx2AuthT", bound=_Httpx2Bearer | _Httpx2Basic | _Httpx2Integrator
+    )
 else:
     from typing import TypeVar
 
@@ -115,17 +127,21 @@ class TeletrackerClient(ReportCalls, Generic[AuthT_co]):
             objects from two HTTP stacks (named in the message).
     """
 
+    # One stack per call, as __init__ refuses a mix at run time: httpx objects (and
+    # the default, neither http_client nor transport) with the auth classes of
+    # teletracker_async; httpx2 objects with those of teletracker_async.httpx2.
+    # The httpx overloads come first: without httpx2 installed its types are Any.
     @overload
     def __init__(
-        self: TeletrackerClient[BearerFlow],
+        self: TeletrackerClient[TeletrackerAuth],
         username: str | None = None,
         password: str | None = None,
         *,
         account_id: int | None = None,
         auth: None = None,
         base_url: str | None = None,
-        http_client: HTTPAsyncClient | None = None,
-        transport: object = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
@@ -138,12 +154,70 @@ class TeletrackerClient(ReportCalls, Generic[AuthT_co]):
     ) -> None: ...
     @overload
     def __init__(
-        self: TeletrackerClient[AuthT_co],
+        self: TeletrackerClient[_Httpx2Bearer],
+        username: str | None = None,
+        password: str | None = None,
         *,
-        auth: AuthT_co,
+        account_id: int | None = None,
+        auth: None = None,
         base_url: str | None = None,
-        http_client: HTTPAsyncClient | None = None,
-        transport: object = None,
+        http_client: httpx2.AsyncClient,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: TimeoutArg = DEFAULT_TIMEOUT,
+        total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        max_retries: int | None = None,
+        retry: Retry | None = None,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+        store: TokenStore | None = None,
+        store_errors: StoreErrors = "login",
+        **httpx_options: Any,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: TeletrackerClient[_Httpx2Bearer],
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        account_id: int | None = None,
+        auth: None = None,
+        base_url: str | None = None,
+        http_client: None = None,
+        transport: httpx2.AsyncBaseTransport,
+        timeout: TimeoutArg = DEFAULT_TIMEOUT,
+        total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        max_retries: int | None = None,
+        retry: Retry | None = None,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+        store: TokenStore | None = None,
+        store_errors: StoreErrors = "login",
+        **httpx_options: Any,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: TeletrackerClient[_HttpxAuthT],
+        *,
+        auth: _HttpxAuthT,
+        base_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: TimeoutArg = DEFAULT_TIMEOUT,
+        total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        max_retries: int | None = None,
+        retry: Retry | None = None,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+        **httpx_options: Any,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: TeletrackerClient[_Httpx2AuthT],
+        *,
+        auth: _Httpx2AuthT,
+        base_url: str | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -62,6 +62,9 @@ class CallDataStream:
         async with client.stream_call_data("2026-01-01", "2026-11-26") as stream:
             async for record in stream:
                 ...
+
+    Iterate what ``async with ... as`` gives: type checkers see ``async for`` only
+    there, as the stream raises ``RuntimeError`` when iterated outside its block.
 
     As soon as one window's answer arrives the next window starts, so up to
     ``concurrency`` requests stay in flight, also while your loop body works on the
@@ -135,7 +138,7 @@ class CallDataStream:
 
     # -- the block ----------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def __aenter__(self) -> _OpenCallDataStream:
         if self._state != "new":
             raise RuntimeError(
                 "a CallDataStream can be entered once: call stream_call_data() again"
@@ -145,7 +148,7 @@ class CallDataStream:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._feed)
-        return self
+        return cast("_OpenCallDataStream", self)
 
     async def __aexit__(
         self,
@@ -162,10 +165,15 @@ class CallDataStream:
 
     # -- the reader ---------------------------------------------------------------------
 
-    def __aiter__(self) -> Self:
-        return self
+    # Type checkers see iteration only on what ``__aenter__`` returns, so that an
+    # ``async for`` over a stream outside its block is a type error. It stays at run
+    # time, where it raises a RuntimeError that names the fix for untyped callers.
+    if not TYPE_CHECKING:
 
-    async def __anext__(self) -> dict[str, Any]:
+        def __aiter__(self) -> Self:
+            return self
+
+    async def _next_record(self) -> dict[str, Any]:
         if self._state in ("new", "closed"):
             raise RuntimeError(
                 "iterate a CallDataStream inside its block: "
@@ -193,6 +201,10 @@ class CallDataStream:
             self._current, self._position = records, 0
             self._next += 1
             self._room.set()  # one more window may start
+
+    if not TYPE_CHECKING:
+        # An alias, not a wrapper: one call per record, as before.
+        __anext__ = _next_record
 
     # -- the fetchers -------------------------------------------------------------------
 
@@ -227,6 +239,18 @@ class CallDataStream:
         self._in_flight -= 1
         self._room.set()
         self._arrived.set()
+
+
+if TYPE_CHECKING:
+
+    class _OpenCallDataStream(CallDataStream):
+        """A :class:`CallDataStream` inside its ``async with`` block: iterable."""
+
+        def __aiter__(self) -> Self: ...
+        async def __anext__(self) -> dict[str, Any]: ...
+
+else:
+    _OpenCallDataStream = CallDataStream
 
 
 def _as_date(name: str, value: object) -> date:

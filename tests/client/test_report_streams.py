@@ -123,8 +123,8 @@ async def test_the_first_error_is_raised_as_itself_and_the_rest_cancelled(
     stream = client.stream_call_data(START, START + timedelta(days=9), concurrency=4)
 
     async def consume() -> None:
-        async with stream:
-            async for _ in stream:
+        async with stream as inside:
+            async for _ in inside:
                 pass  # pragma: no cover - the first window never arrives
 
     with pytest.raises(NotFoundError) as info:
@@ -133,7 +133,7 @@ async def test_the_first_error_is_raised_as_itself_and_the_rest_cancelled(
     assert gate.arrived.is_set()
     assert gate.waiting == 0  # nothing left running at the server
     with pytest.raises(RuntimeError, match="inside its block"):
-        await stream.__anext__()
+        await stream.__anext__()  # type: ignore[attr-defined]
 
 
 async def test_an_error_in_the_loop_body_comes_out_as_itself(
@@ -186,8 +186,8 @@ async def test_many_streams_share_one_session(
         stream = client.stream_call_data(
             START, START + timedelta(days=9), concurrency=3
         )
-        async with stream:
-            results[index] = [r async for r in stream]
+        async with stream as inside:
+            results[index] = [r async for r in inside]
 
     async with anyio.create_task_group() as tg:
         for index in range(200):
@@ -215,13 +215,14 @@ async def test_misuse_and_bad_arguments_are_clear_errors(
     stream = client.stream_call_data(START, START + timedelta(days=2))
     assert isinstance(stream, CallDataStream)
     with pytest.raises(RuntimeError, match=r"async with client\.stream_call_data"):
-        await stream.__anext__()
+        await stream.__anext__()  # type: ignore[attr-defined]
     assert stream.eta() is None
     assert stream.fraction_done == 0.0
-    async with stream:
-        assert len([r async for r in stream]) == 6
-        assert [r async for r in stream] == []  # exhausted stays exhausted
-        assert stream.fraction_done == 1.0
+    async with stream as inside:
+        assert inside is stream
+        assert len([r async for r in inside]) == 6
+        assert [r async for r in inside] == []  # exhausted stays exhausted
+        assert inside.fraction_done == 1.0
     assert "windows_done=3" in repr(stream)
     with pytest.raises(RuntimeError, match="entered once"):
         async with stream:
