@@ -30,16 +30,14 @@ from teletracker_async._config import (
     DEFAULT_TOTAL_TIMEOUT,
 )
 from teletracker_async._http import TimeoutLike
-from teletracker_async._models import AuthSession
 from teletracker_async._options import AnyAuth, ClientOptions, auth_for, pick_stack
 from teletracker_async._reports import ReportCalls
 from teletracker_async._secrets import (
     check_account_id,
-    login_request,
     secret_password,
 )
 from teletracker_async._session.fleet import StoreErrors
-from teletracker_async._session.flow import BearerFlow
+from teletracker_async._session_calls import SessionCalls
 
 if TYPE_CHECKING:
     import httpx
@@ -80,7 +78,7 @@ class _Views:
     accounts: dict[int, TeletrackerClient[Any]] = attrs.field(factory=dict)
 
 
-class TeletrackerClient(ReportCalls, Generic[AuthT_co]):
+class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
     """An async client for the Teletracker API, safe to share between coroutines.
 
     Give ``username`` and ``password`` (a :class:`TeletrackerAuth` is built), or
@@ -491,77 +489,6 @@ class TeletrackerClient(ReportCalls, Generic[AuthT_co]):
         return read_json(method, path, response, way.auth)
 
     # -- session ----------------------------------------------------------------------
-
-    def _bearer_auth(self, what: str) -> BearerFlow:
-        auth = self._path.auth
-        if not isinstance(auth, BearerFlow):
-            raise TypeError(
-                f"{what} needs a bearer session (TeletrackerAuth), "
-                f"not {type(auth).__name__}"
-            )
-        return auth
-
-    async def session(self) -> AuthSession:
-        """A valid session now: logs in or refreshes as needed.
-
-        Shares the single-flight rules of the auth flow: concurrent callers and
-        requests in flight cause one login or refresh between them.
-
-        Raises:
-            TypeError: The client does not use :class:`TeletrackerAuth`.
-            TeletrackerError: The login or refresh failed.
-        """
-        auth = self._bearer_auth("session()")
-        return await auth.ensure_session(self._path.link.send_raw)
-
-    async def switch_account(self, account_id: int | None) -> None:
-        """Work in another account from now on.
-
-        With bearer sessions this is a new login with ``account_id``: requests
-        already sent finish with the old token, later ones use the new one, and a
-        request refused with the old account's token is never retried with the new
-        one. A refused switch fails only this call; the old session stays.
-        With Basic or Integrator auth, later requests carry the new ``account_id``.
-        It moves every view that shares this client's session (``with_options``
-        views); a :meth:`for_account` view stays on its account and refuses it.
-
-        Raises:
-            TypeError, ValueError: A bad account id (Integrator: None is refused),
-                or a :meth:`for_account` view.
-            AuthenticationError: The user cannot reach that account.
-        """
-        if self._account_view is not None:
-            raise TypeError(
-                f"this view works in account {self._account_view} only: use "
-                "client.for_account(...) for another account"
-            )
-        account = check_account_id(account_id)
-        auth = self._path.auth
-        if isinstance(auth, BearerFlow):
-            await auth.switch_account(account, self._path.link.send_raw)
-        else:
-            auth.use_account(account)
-
-    async def verify_credentials(self) -> bool:
-        """Check the credentials with ``auth_only=1``; creates no session.
-
-        Returns:
-            True when accepted, False when refused with 401.
-
-        Raises:
-            TeletrackerError: Any other answer (400, 403, 5xx...) or no answer.
-        """
-        path, auth = "/auth/login", self._path.auth
-        response = await self._path.send(
-            lambda: login_request(auth, auth.account_id, auth_only=True),
-            what=("POST", path),
-            idempotent=True,
-            authenticate=False,
-        )
-        if response.status_code == 401:
-            return False
-        read_json("POST", path, response, auth, auth_endpoint=True)
-        return True
 
 
 class _View(TeletrackerClient[AuthT_co]):
