@@ -181,8 +181,9 @@ def _where_client(client: Any) -> str:
 class _Link:
     """The Redis client a store talks through, and how to name it in messages."""
 
-    redis: Any
-    client: Any
+    redis: Any = attrs.field(repr=False)
+    #: Not shown: a client's connection settings hold the server's password.
+    client: Any = attrs.field(repr=False)
     #: What ``repr`` shows (a URL without its password, or the client's type).
     shown: str
     #: Host and port (or socket path), for error messages.
