@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 import anyio
 import attrs
@@ -148,7 +148,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
-        **httpx_options: Any,
+        **httpx_options: object,
     ) -> None: ...
     @overload
     def __init__(
@@ -169,7 +169,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
-        **httpx_options: Any,
+        **httpx_options: object,
     ) -> None: ...
     @overload
     def __init__(
@@ -190,7 +190,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
-        **httpx_options: Any,
+        **httpx_options: object,
     ) -> None: ...
     @overload
     def __init__(
@@ -206,7 +206,10 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         max_retries: int | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
-        **httpx_options: Any,
+        # With auth=, the store is the auth's own setting (a TypeError here).
+        store: None = None,
+        store_errors: Literal["login"] = "login",
+        **httpx_options: object,
     ) -> None: ...
     @overload
     def __init__(
@@ -222,9 +225,12 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         max_retries: int | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
-        **httpx_options: Any,
+        # With auth=, the store is the auth's own setting (a TypeError here).
+        store: None = None,
+        store_errors: Literal["login"] = "login",
+        **httpx_options: object,
     ) -> None: ...
-    def __init__(
+    def __init__(  # type: ignore[misc]  # auth= overloads' **httpx_options could name username: refused at run time
         self,
         username: str | None = None,
         password: str | None = None,
@@ -242,7 +248,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
-        **httpx_options: Any,
+        **httpx_options: object,
     ) -> None:
         secret = None if password is None else secret_password(password)
         del password  # from here on, no frame that may raise holds it

@@ -229,7 +229,7 @@ async def _read_request(
     )
 
 
-def asgi_server(app: ASGIApp, **options: Any) -> uvicorn.Server:
+def asgi_server(app: ASGIApp, **options: object) -> uvicorn.Server:
     """A ``uvicorn.Server`` for *app* (needs the ``cli`` extra)."""
     try:
         import uvicorn  # noqa: PLC0415

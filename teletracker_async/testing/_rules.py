@@ -349,7 +349,7 @@ class FakeTeletracker(SessionRules, FaultRules):
         """
         await serve_asgi(self.handle, scope, receive, send)
 
-    def asgi_server(self, **options: Any) -> uvicorn.Server:
+    def asgi_server(self, **options: object) -> uvicorn.Server:
         """A ``uvicorn.Server`` for :meth:`asgi` (needs the ``cli`` extra).
 
         Args:

@@ -648,6 +648,6 @@ def test_a_client_given_an_auth_refuses_store_arguments() -> None:
 
     auth = TeletrackerAuth(USERNAME, PASSWORD)
     with pytest.raises(TypeError, match="pass them to TeletrackerAuth"):
-        TeletrackerClient(auth=auth, store=MemoryTokenStore())
+        TeletrackerClient(auth=auth, store=MemoryTokenStore())  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="pass them to TeletrackerAuth"):
-        TeletrackerClient(auth=auth, store_errors="raise")
+        TeletrackerClient(auth=auth, store_errors="raise")  # type: ignore[call-overload]
