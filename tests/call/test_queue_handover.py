@@ -78,12 +78,16 @@ def client_on(stack: str, url: str, transport: Any, connections: int) -> Any:
 
 
 @pytest.mark.parametrize("stack", ["httpx2"])
+@pytest.mark.parametrize(
+    "coroutines", [200, pytest.param(1000, marks=pytest.mark.slow)], ids=str
+)
 async def test_the_queue_hands_connections_over_on_httpx2(
-    stack: str, served: str
+    stack: str, served: str, coroutines: int
 ) -> None:
-    """500 coroutines through 4 connections on httpx2: every request succeeds, and
-    queued requests enter the pool while the answer ahead of them is read (which is
-    what lets the pool hand the connection over instead of idling it)."""
+    """Hundreds of coroutines through 4 connections on httpx2: every request
+    succeeds, and queued requests enter the pool while the answer ahead of them is
+    read (which is what lets the pool hand the connection over instead of idling
+    it)."""
     pytest.importorskip("httpx2")
     module = importlib.import_module(stack)
     watch = Watch()
@@ -97,20 +101,23 @@ async def test_the_queue_hands_connections_over_on_httpx2(
 
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
-                for _ in range(500):
+                for _ in range(coroutines):
                     tg.start_soon(one)
-    assert results == [24] * 500
-    assert watch.entered == 500 + 1  # and the login
+    assert results == [24] * coroutines
+    assert watch.entered == coroutines + 1  # and the login
     assert watch.reading == 0  # every answer closed
     # Without the hand-over each answer is closed before the next request gets in.
-    assert watch.entered_while_reading > 100
+    assert watch.entered_while_reading > coroutines // 5
     assert client._path.link.queue.slots.value == 4  # every slot back, none twice
 
 
-async def test_the_same_load_on_httpx(served: str) -> None:
+@pytest.mark.parametrize(
+    "coroutines", [200, pytest.param(1000, marks=pytest.mark.slow)], ids=str
+)
+async def test_the_same_load_on_httpx(served: str, coroutines: int) -> None:
     """On httpx (no hand-over: measured slower there) the same load is as correct.
-    (That the slot is held until the body is read, on both stacks, is in
-    test_handover_review.py, with answers slow to read.)"""
+    (That the slot is held until the body is read, on both stacks, is specified
+    in test_queue_guarantees.py, with answers slow to read.)"""
     import httpx  # noqa: PLC0415
 
     watch = Watch()
@@ -118,14 +125,16 @@ async def test_the_same_load_on_httpx(served: str) -> None:
         assert not client._path.link.queue.handover
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
-                for _ in range(300):
+                for _ in range(coroutines):
                     tg.start_soon(fetch, client)
         assert client._path.link.queue.slots.value == 4
-    assert watch.entered == 300 + 1
+    assert watch.entered == coroutines + 1
     assert watch.reading == 0
 
 
-@pytest.mark.parametrize("stack", ["httpx", "httpx2"])
+@pytest.mark.parametrize(
+    "stack", ["httpx", pytest.param("httpx2", marks=pytest.mark.slow)]
+)
 async def test_cancelled_while_handing_over_leaks_no_connection(
     stack: str, served: str
 ) -> None:

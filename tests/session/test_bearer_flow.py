@@ -26,7 +26,12 @@ from tests.conftest import BASE_URL, PASSWORD, USERNAME, Env
 
 pytestmark = pytest.mark.anyio
 
-MANY = 1000
+
+@pytest.fixture(params=[300, pytest.param(3000, marks=pytest.mark.slow)], ids=str)
+def many(request: pytest.FixtureRequest) -> int:
+    """How many coroutines a concurrency claim is proved with: hundreds in the fast
+    tier, thousands in the slow one."""
+    return int(request.param)
 
 
 async def gather(
@@ -125,10 +130,11 @@ async def test_login_sends_account_id(clock: FakeClock, fake: FakeTeletracker) -
     assert auth.session.account_id == 2
 
 
-async def test_concurrent_first_requests_share_one_login(env: Env) -> None:
-    """A thousand coroutines that start together cause exactly one login."""
+async def test_concurrent_first_requests_share_one_login(env: Env, many: int) -> None:
+    """Hundreds (or thousands) of coroutines that start together cause exactly one
+    login."""
     gate = env.fake.pause_next("login")  # all of them arrive while it is in flight
-    results = await gather(MANY, env.call_data, gate)
+    results = await gather(many, env.call_data, gate)
     assert statuses(results) == {200}
     assert env.fake.stats.logins == 1
     assert env.fake.stats.max_concurrent_logins == 1
@@ -156,7 +162,9 @@ async def test_expiry_is_local_whatever_the_server_clock_says(clock: FakeClock) 
 # -- c. early window --------------------------------------------------------------------
 
 
-async def test_early_window_refreshes_once_without_stalling_others(env: Env) -> None:
+async def test_early_window_refreshes_once_without_stalling_others(
+    env: Env, many: int
+) -> None:
     """In the early window one request refreshes; the others go out at once."""
     await env.call_data()
     old = env.auth.session
@@ -167,7 +175,7 @@ async def test_early_window_refreshes_once_without_stalling_others(env: Env) -> 
         tg.start_soon(env.call_data)
         await gate.arrived.wait()
         # The refresh is held at the server: everyone else must still get through.
-        results = await gather(MANY, env.call_data)
+        results = await gather(many, env.call_data)
         assert statuses(results) == {200}
         assert env.auth.session is old
         gate.release()
@@ -232,12 +240,15 @@ async def test_cancel_the_early_refresher(env: Env) -> None:
 
 
 @pytest.mark.parametrize("past", [2.0, 3600.0], ids=["before-expiry", "expired"])
-async def test_expiry_storm_causes_exactly_one_refresh(env: Env, past: float) -> None:
-    """A thousand coroutines past the hard deadline wait for one single refresh."""
+async def test_expiry_storm_causes_exactly_one_refresh(
+    env: Env, past: float, many: int
+) -> None:
+    """Hundreds (or thousands) of coroutines past the hard deadline wait for one
+    single refresh."""
     await env.call_data()
     env.clock.advance(3600 - 5 + past)
     gate = env.fake.pause_next("refresh")
-    results = await gather(MANY, env.call_data, gate)
+    results = await gather(many, env.call_data, gate)
     assert statuses(results) == {200}
     assert (env.fake.stats.logins, env.fake.stats.refreshes) == (1, 1)
     assert env.fake.stats.rejected_requests == 0
@@ -524,7 +535,7 @@ async def test_retry_with_a_newer_token_needs_no_renewal(env: Env) -> None:
 
 
 async def test_refused_login_is_shared_by_every_waiter(
-    clock: FakeClock, fake: FakeTeletracker
+    clock: FakeClock, fake: FakeTeletracker, many: int
 ) -> None:
     """One refused login, one shared AuthenticationError: no login storm."""
     auth = TeletrackerAuth(USERNAME, "wrong-password", base_url=BASE_URL, clock=clock)
@@ -532,7 +543,7 @@ async def test_refused_login_is_shared_by_every_waiter(
         auth=auth, transport=fake.transport(), base_url=BASE_URL
     ) as client:
         gate = fake.pause_next("login")
-        results = await gather(MANY, lambda: client.post("/echo", content=b"x"), gate)
+        results = await gather(many, lambda: client.post("/echo", content=b"x"), gate)
         assert statuses(results) == {AuthenticationError}
         assert fake.stats.failed_logins == 1
         error = results[0]

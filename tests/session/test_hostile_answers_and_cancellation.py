@@ -255,6 +255,7 @@ async def test_moderately_nested_error_body_is_in_the_tree(
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.slow
 @pytest.mark.parametrize("kinds", [("asyncio", "trio", "asyncio", "trio")])
 def test_threads_with_random_cancellation(kinds: tuple[str, ...]) -> None:
     """Stress: loops in threads, expiries, slow refreshes/logins, and requests
