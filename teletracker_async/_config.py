@@ -35,6 +35,7 @@ __all__ = [
     "FLEET_WAIT",
     "IDEMPOTENT_METHODS",
     "LEASE_TTL",
+    "MAX_ACCOUNT_ID",
     "MAX_BACKOFF",
     "MAX_RETRY_AFTER",
     "REDIS_TIMEOUT",
@@ -127,6 +128,9 @@ ENV_USERNAME = "TELETRACKER_USERNAME"
 ENV_PASSWORD = "TELETRACKER_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 ENV_ACCOUNT_ID = "TELETRACKER_ACCOUNT_ID"
 ENV_BASE_URL = "TELETRACKER_BASE_URL"
+#: The largest account id taken (a signed 64-bit integer, what an id column holds):
+#: a bigger one is a typo, refused before it reaches a query string.
+MAX_ACCOUNT_ID = 2**63 - 1
 
 
 @functools.cache

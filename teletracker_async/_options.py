@@ -35,6 +35,7 @@ from teletracker_async._secrets import (
     Credentials,
     Secret,
     check_base_url,
+    parse_account_id,
     secret_password,
 )
 from teletracker_async._session.flow import BearerFlow, TeletrackerAuth
@@ -49,7 +50,9 @@ __all__ = [
     "OWN_OPTIONS",
     "AnyAuth",
     "ClientOptions",
+    "account_id_from_env",
     "auth_for",
+    "base_url_from_env",
     "credentials_from_env",
     "pick_stack",
 ]
@@ -132,7 +135,8 @@ def credentials_from_env(
 
     Raises:
         TypeError: No username or no password, naming each missing one.
-        ValueError: ``TELETRACKER_ACCOUNT_ID`` is not a positive integer.
+        ValueError: ``TELETRACKER_ACCOUNT_ID`` or ``TELETRACKER_BASE_URL`` is set
+            to something that is not an account id or an http(s) URL.
     """
     if username is None:
         username = os.environ.get(ENV_USERNAME) or None
@@ -154,16 +158,40 @@ def credentials_from_env(
             + " and ".join(missing)
         )
     if account_id is None:
-        text = os.environ.get(ENV_ACCOUNT_ID, "").strip()
-        if text:
-            if not text.isdigit() or int(text) < 1:
-                raise ValueError(
-                    f"${ENV_ACCOUNT_ID} must be a positive integer, got {text!r}"
-                )
-            account_id = int(text)
+        account_id = account_id_from_env()
     if base_url is None:
-        base_url = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        base_url = base_url_from_env() or DEFAULT_BASE_URL
     return username, secret, account_id, base_url
+
+
+def account_id_from_env() -> int | None:
+    """``$TELETRACKER_ACCOUNT_ID``, or None when it is not set.
+
+    Set, it must be an account id: set but empty is an error too, not "unset" (a
+    script's ``TELETRACKER_ACCOUNT_ID=$ACCOUNT`` with ``$ACCOUNT`` forgotten).
+
+    Raises:
+        ValueError: Naming the variable: not 1 to ``MAX_ACCOUNT_ID`` in ASCII digits.
+    """
+    text = os.environ.get(ENV_ACCOUNT_ID)
+    if text is None:
+        return None
+    try:
+        return parse_account_id(text)
+    except ValueError as exc:
+        raise ValueError(f"${ENV_ACCOUNT_ID} {exc}") from None
+
+
+def base_url_from_env() -> str | None:
+    """``$TELETRACKER_BASE_URL``, checked, or None when it is not set.
+
+    Set but empty is an error, not the production default: the user meant a server.
+
+    Raises:
+        ValueError: Naming the variable: not an http(s) URL with a host, no query.
+    """
+    text = os.environ.get(ENV_BASE_URL)
+    return None if text is None else check_base_url(text, f"${ENV_BASE_URL}")
 
 
 def _check_sleep(_instance: object, _attribute: object, value: object) -> None:

@@ -17,7 +17,12 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 
-from teletracker_async._config import DEFAULT_BASE_URL, EXCHANGE_TIMEOUT, user_agent
+from teletracker_async._config import (
+    DEFAULT_BASE_URL,
+    EXCHANGE_TIMEOUT,
+    MAX_ACCOUNT_ID,
+    user_agent,
+)
 from teletracker_async._errors import OriginMismatchError
 from teletracker_async._http import URL, Stack
 
@@ -32,6 +37,7 @@ __all__ = [
     "check_margin",
     "check_positive_int",
     "origin_of",
+    "parse_account_id",
     "redact",
     "secret_password",
 ]
@@ -127,7 +133,36 @@ def check_account_id(value: object) -> int | None:
         )
     if value <= 0:
         raise ValueError(f"account_id must be positive, got {value}")
+    if value > MAX_ACCOUNT_ID:
+        raise ValueError(f"account_id must be at most {MAX_ACCOUNT_ID}, got {value}")
     return value
+
+
+#: An account id as text: ASCII digits only (``'²'.isdigit()`` is true, and ``int``
+#: takes ``'٣'``, ``'1_0'`` and ``' 7 '``), and no more than the largest id has.
+_ACCOUNT_DIGITS = re.compile(rf"[0-9]{{1,{len(str(MAX_ACCOUNT_ID))}}}", re.ASCII)
+#: How much of a bad value an error message repeats.
+_SHOWN = 40
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "...")
+
+
+def parse_account_id(text: str) -> int:
+    """An account id written as text (an environment variable, an option).
+
+    Raises:
+        ValueError: Not 1 to :data:`MAX_ACCOUNT_ID` in ASCII digits; the message
+            says what is expected and shows the value (cut short), for the caller
+            to prefix with where it came from.
+    """
+    if _ACCOUNT_DIGITS.fullmatch(text) and 0 < int(text) <= MAX_ACCOUNT_ID:
+        return int(text)
+    raise ValueError(
+        f"must be a positive integer in digits 0-9, at most {MAX_ACCOUNT_ID}; "
+        f"got {_shown(text)}"
+    )
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -147,26 +182,40 @@ def check_margin(name: str, value: object) -> float:
     return float(value)
 
 
-def check_base_url(value: object) -> str:
-    """Validate a base URL: http(s), with a host, no query; returned without '/'."""
+def check_base_url(value: object, name: str = "base_url") -> str:
+    """Validate a base URL: http(s), with a host, no query; returned without '/'.
+
+    *name* is what the messages call it (``$TELETRACKER_BASE_URL`` when it came
+    from there); a password in the URL (``https://user:pw@host``) is never shown.
+    """
     if not isinstance(value, str):
-        raise TypeError(f"base_url must be a str, not {type(value).__name__}")
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if value != value.strip():
         raise ValueError(
-            f"base_url must not start or end with white space; got {value!r}"
+            f"{name} must not start or end with white space; got {_url_shown(value)}"
         )
     try:
         url = httpx.URL(value)
     except httpx.InvalidURL as exc:
-        raise ValueError(f"base_url is not a valid URL: {exc}") from None
+        raise ValueError(f"{name} is not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(
-            f"base_url must be an http(s) URL with a host, like {DEFAULT_BASE_URL!r};"
-            f" got {value!r}"
+            f"{name} must be an http(s) URL with a host, like {DEFAULT_BASE_URL!r};"
+            f" got {_url_shown(value)}"
         )
     if url.query or url.fragment:
-        raise ValueError("base_url must not carry a query string or a fragment")
+        raise ValueError(f"{name} must not carry a query string or a fragment")
     return value.rstrip("/")
+
+
+def _url_shown(value: str) -> str:
+    """*value* for a message: cut short, with anything before an ``@`` hidden."""
+    head, sep, rest = value.partition("://")
+    if not sep:
+        head, rest = "", value
+    if "@" in rest:
+        rest = "<redacted>@" + rest.rpartition("@")[2]
+    return _shown(f"{head}{sep}{rest}")
 
 
 def origin_of(scheme: str, host: str, port: int | None) -> str:

@@ -9,9 +9,11 @@ import sys
 
 import anyio
 
-from teletracker_async._cli.common import EXIT_FAILED, EXIT_OK, CommandError
+from teletracker_async._cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_BASE_URL
+from teletracker_async._options import account_id_from_env, base_url_from_env
+from teletracker_async._secrets import check_base_url
 from teletracker_async._session.flow import TeletrackerAuth
 
 __all__ = ["resolve_auth", "token", "verify"]
@@ -21,8 +23,21 @@ def resolve_auth(args: argparse.Namespace) -> TeletrackerAuth:
     """The credentials, resolved before any event loop starts.
 
     The password prompt runs here, outside the loop: Ctrl-C stops it at the first
-    press, and Ctrl-D ends it with one line instead of a traceback.
+    press, and Ctrl-D ends it with one line instead of a traceback. The account and
+    the URL are checked first: a bad one is a usage error (exit 2) naming the
+    option or the variable, before any password is asked for.
     """
+    try:
+        account = args.account_id
+        if account is None:
+            account = account_id_from_env()
+        base_url = (
+            base_url_from_env() or DEFAULT_BASE_URL
+            if args.base_url is None
+            else check_base_url(args.base_url, "--base-url")
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
     username = args.username or os.environ.get("TELETRACKER_USERNAME")
     if not username:
         raise CommandError("no username: pass --username or set TELETRACKER_USERNAME")
@@ -42,15 +57,6 @@ def resolve_auth(args: argparse.Namespace) -> TeletrackerAuth:
             raise CommandError("no password given (end of input)") from None
     if not password:
         raise CommandError("the password is empty")
-    account = args.account_id
-    if account is None and os.environ.get("TELETRACKER_ACCOUNT_ID"):
-        try:
-            account = int(os.environ["TELETRACKER_ACCOUNT_ID"])
-        except ValueError:
-            raise CommandError("TELETRACKER_ACCOUNT_ID must be an integer") from None
-    base_url = (
-        args.base_url or os.environ.get("TELETRACKER_BASE_URL") or DEFAULT_BASE_URL
-    )
     try:
         return TeletrackerAuth(
             username, password, account_id=account, base_url=base_url

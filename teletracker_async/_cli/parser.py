@@ -16,6 +16,7 @@ from teletracker_async._cli.demo import demo
 from teletracker_async._cli.export import call_data
 from teletracker_async._cli.serve import parse_user, serve
 from teletracker_async._config import DEFAULT_BASE_URL
+from teletracker_async._secrets import parse_account_id
 
 __all__ = ["FLEET_SECONDS", "HelpFormatter", "build_parser", "parse_args"]
 
@@ -43,6 +44,14 @@ def positive(kind: type[int | float]) -> Any:
         return value
 
     return parse
+
+
+def account_id(text: str) -> int:
+    """An account id: digits 0-9 only (``int`` also takes ``'٣'`` and ``'1_0'``)."""
+    try:
+        return parse_account_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def port(text: str) -> int:
@@ -237,7 +246,7 @@ def _add_credentials(api: argparse.ArgumentParser) -> None:
     add("--base-url", help=f"default: $TELETRACKER_BASE_URL, else {DEFAULT_BASE_URL}")
     add(
         "--account-id",
-        type=positive(int),
+        type=account_id,
         help="default: $TELETRACKER_ACCOUNT_ID, else the user's default account",
     )
     add(

@@ -4,10 +4,12 @@ and how each expected failure reads (one line, exit 1, no secret)."""
 from __future__ import annotations
 
 import getpass
+from collections import deque
 
 import pytest
 
 from teletracker_async.testing import FakeTeletracker
+from tests.client.test_client_options import BAD_ACCOUNT_IDS, BAD_BASE_URLS
 from tests.conftest import PASSWORD, USERNAME
 from tests.support.cli import cli
 
@@ -89,9 +91,7 @@ def test_no_password_and_no_terminal_is_one_line(env: dict[str, str]) -> None:
     [
         ({"TELETRACKER_PASSWORD": "wrong"}, "Invalid username or password"),
         ({"TELETRACKER_BASE_URL": "http://127.0.0.1:9"}, "no answer"),
-        ({"TELETRACKER_BASE_URL": "nope"}, "base_url"),
         ({"TELETRACKER_USERNAME": ""}, "no username"),
-        ({"TELETRACKER_ACCOUNT_ID": "x"}, "TELETRACKER_ACCOUNT_ID"),
         ({"TELETRACKER_ACCOUNT_ID": "9"}, "cannot access account 9"),
         ({"TELETRACKER_PASSWORD": ""}, "no password"),
     ],
@@ -106,6 +106,63 @@ def test_expected_failures_are_one_line(
     assert done.stderr.count("\n") == 1
     assert message in done.stderr
     assert PASSWORD not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        *[("TELETRACKER_ACCOUNT_ID", v) for v in BAD_ACCOUNT_IDS.values()],
+        *[("TELETRACKER_BASE_URL", v) for v in BAD_BASE_URLS.values()],
+    ],
+    ids=[
+        *[f"account-{k}" for k in BAD_ACCOUNT_IDS],
+        *[f"url-{k}" for k in BAD_BASE_URLS],
+    ],
+)
+@pytest.mark.parametrize("command", ["token", "call-data"])
+def test_a_bad_environment_value_is_one_usage_line_naming_the_variable(
+    env: dict[str, str],
+    fake: FakeTeletracker,
+    command: str,
+    variable: str,
+    value: str,
+) -> None:
+    """A bad account id or URL in the environment (non-ASCII digits, zero, huge,
+    blank, set but empty) is one line naming the variable, exit 2, no password,
+    nothing sent, and no prompt: it is checked before the password is asked for."""
+    env.pop("TELETRACKER_PASSWORD")
+    argv = [command]
+    if command == "call-data":
+        argv += ["--start", "2026-01-01", "--end", "2026-01-01"]
+    done = cli(*argv, env={**env, variable: value}, tty=True)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.startswith(f"error: ${variable} ")
+    assert done.stderr.count("\n") == 1
+    assert "invalid literal" not in done.stderr
+    assert "hunter2" not in done.stderr
+    assert fake.requests == deque()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--account-id", "\u0663", "argument --account-id: must be a positive integer"),
+        (
+            "--account-id",
+            str(2**63),
+            "argument --account-id: must be a positive integer",
+        ),
+        ("--base-url", "ftp://x", "--base-url must be an http(s) URL"),
+        ("--base-url", "", "--base-url must be an http(s) URL"),
+    ],
+)
+def test_a_bad_account_or_url_option_is_a_usage_error(
+    env: dict[str, str], option: str, value: str, message: str
+) -> None:
+    """The options are held to the variables' rules ('٣' is no longer account 3)."""
+    done = cli("token", option, value, env=env)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert message in done.stderr.splitlines()[-1]  # argparse: usage, then the error
 
 
 def test_an_empty_piped_password_is_refused(env: dict[str, str]) -> None:

@@ -302,7 +302,7 @@ async def test_credentials_from_the_environment(
                 "TELETRACKER_ACCOUNT_ID": "seven",
             },
             ValueError,
-            "TELETRACKER_ACCOUNT_ID must be a positive integer, got 'seven'",
+            "TELETRACKER_ACCOUNT_ID must be a positive integer .*; got 'seven'",
         ),
         (
             {
@@ -311,7 +311,7 @@ async def test_credentials_from_the_environment(
                 "TELETRACKER_BASE_URL": "ftp://x",
             },
             ValueError,
-            "base_url must be an http",
+            "TELETRACKER_BASE_URL must be an http",
         ),
     ],
 )
@@ -327,6 +327,70 @@ def test_missing_or_bad_environment_is_named(
     with pytest.raises(error, match=match) as info:
         TeletrackerClient()
     assert "'p'" not in str(info.value)
+
+
+#: Values of $TELETRACKER_ACCOUNT_ID that are not an account id, each refused by name.
+BAD_ACCOUNT_IDS = {
+    "superscript-two": "\u00b2",  # '²'.isdigit() is true, int('²') is not
+    "arabic-indic-three": "\u0663",  # int('٣') == 3
+    "underscore": "1_000",
+    "negative": "-3",
+    "zero": "0",  # the API's account ids start at 1
+    "past-int64": str(2**63),
+    "huge": "9" * 5000,  # past int()'s 4300-digit limit
+    "spaces": "   ",
+    "padded": " 7 ",
+    "inner-space": "1 2",
+    "empty": "",
+}
+#: Values of $TELETRACKER_BASE_URL that are not an http(s) URL with a host.
+BAD_BASE_URLS = {
+    "ftp": "ftp://x",
+    "empty": "",
+    "spaces": "   ",
+    "padded": " https://api.test ",
+    "no-scheme": "api.test",
+    "password-in-url": "ftp://user:hunter2@api.test",
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        *[("TELETRACKER_ACCOUNT_ID", v) for v in BAD_ACCOUNT_IDS.values()],
+        *[("TELETRACKER_BASE_URL", v) for v in BAD_BASE_URLS.values()],
+    ],
+    ids=[
+        *[f"account-{k}" for k in BAD_ACCOUNT_IDS],
+        *[f"url-{k}" for k in BAD_BASE_URLS],
+    ],
+)
+def test_a_bad_environment_value_is_a_value_error_naming_the_variable(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every value that is not an account id or an http(s) URL (non-ASCII digits,
+    zero, huge, blank, set but empty) is one ValueError whose message starts with
+    the variable's name and holds no password, not int()'s own words."""
+    monkeypatch.setenv("TELETRACKER_USERNAME", USERNAME)
+    monkeypatch.setenv("TELETRACKER_PASSWORD", PASSWORD)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=f"^\\${variable} ") as info:
+        TeletrackerClient()
+    message = str(info.value)
+    assert "\n" not in message
+    assert len(message) < 200
+    assert "invalid literal" not in message
+    assert PASSWORD not in message
+    assert "hunter2" not in message
+
+
+def test_an_account_id_argument_past_int64_is_refused() -> None:
+    """account_id= is held to the same range as the variable: 1 to 2**63 - 1."""
+    with pytest.raises(ValueError, match="account_id must be at most"):
+        TeletrackerClient("u", "p", account_id=2**63)
+    assert (
+        TeletrackerClient("u", "p", account_id=2**63 - 1).auth.account_id == 2**63 - 1
+    )
 
 
 # -- headers -------------------------------------------------------------------------
