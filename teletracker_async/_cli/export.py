@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -24,7 +25,13 @@ from teletracker_async._client import TeletrackerClient
 from teletracker_async._reports import CallDataStream
 from teletracker_async._session.flow import TeletrackerAuth
 
-__all__ = ["CsvSink", "PlainProgress", "atomic_output", "call_data"]
+__all__ = [
+    "CsvSink",
+    "PlainProgress",
+    "atomic_output",
+    "call_data",
+    "standard_output",
+]
 
 
 def _cell(value: Any) -> str:
@@ -53,29 +60,122 @@ class CsvSink:
         self._writer.writerow([*row, json.dumps(extra) if extra else ""])
 
 
+class _Output(io.RawIOBase):
+    """A descriptor written through ``os.write``, whose failure names the output.
+
+    A full disk (``ENOSPC``), an I/O error or a quota ends the command in one line,
+    ``cannot write NAME: No space left on device``, raised by the write itself, so
+    that no other ``OSError`` (a certificate file, a socket) is taken for one.
+    Once a write failed, or the output was given up, later writes (the buffer's
+    flush as the stream closes) are dropped: the failure is told once.
+    """
+
+    def __init__(self, fd: int, name: str, *, closefd: bool = True) -> None:
+        super().__init__()
+        self._fd, self._name, self._closefd = fd, name, closefd
+        self._dropping = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: Any) -> int:
+        if self._dropping:
+            return len(memoryview(data))
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:  # the reader left: main's quiet exit 141
+            self._dropping = True
+            raise
+        except OSError as exc:
+            self._dropping = True
+            raise CommandError(f"cannot write {self._name}: {exc.strerror}") from None
+
+    def give_up(self) -> None:
+        """Drop what is still buffered: the command failed or was stopped."""
+        self._dropping = True
+
+    def close(self) -> None:
+        if not self.closed and self._closefd:
+            os.close(self._fd)
+        super().close()
+
+
+@contextlib.contextmanager
+def _text(raw: _Output, **options: Any) -> Iterator[IO[str]]:
+    """A buffered text stream on *raw*, flushed at the end; on a failure (a full
+    disk, Ctrl-C, SIGTERM) what is still buffered is dropped, not written."""
+    with io.TextIOWrapper(io.BufferedWriter(raw), **options) as stream:
+        try:
+            yield stream
+            stream.flush()
+        except BaseException:
+            raw.give_up()
+            raise
+
+
+@contextlib.contextmanager
+def standard_output() -> Iterator[IO[str]]:
+    """Standard output, whose write errors name it (``_Output``), as sys.stdout is
+    set up (encoding, line buffering on a terminal); sys.stdout itself when it has
+    no descriptor (a test's or an embedding tool's stream)."""
+    stdout = sys.stdout
+    try:
+        fd = stdout.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation
+        yield stdout
+        return
+    stdout.flush()
+    line_buffering = getattr(stdout, "line_buffering", False)
+    with _text(
+        _Output(fd, "standard output", closefd=False),
+        encoding=getattr(stdout, "encoding", None) or "utf-8",
+        errors=getattr(stdout, "errors", None),
+        line_buffering=line_buffering or getattr(stdout, "write_through", False),
+    ) as stream:
+        yield stream
+
+
 @contextlib.contextmanager
 def atomic_output(name: str) -> Iterator[IO[str]]:
     """A temporary file next to *name* that replaces it only when all went well.
 
     The temp file, ``.NAME.XXXXXXXX.partial`` in the same directory, gets the
     existing file's permissions (or the umask's). On success ``os.replace`` swaps
-    it in at once; on any failure, Ctrl-C included, it is removed and *name* is
-    left exactly as it was.
+    it in at once; on any failure, Ctrl-C, SIGTERM and a full disk included, it is
+    removed and *name* is left exactly as it was. A failed write, sync or rename is
+    a :class:`CommandError` naming *name* and the reason.
+
+    A *name* that is not a regular file (``/dev/null``, ``/dev/full``, a FIFO) is
+    written in place, as the shell's ``>`` does: renaming over it would replace
+    the device or the pipe with a plain file.
     """
     target = Path(name)
+    if _special(target):
+        with _in_place(name) as stream:
+            yield stream
+        return
     temp, fd = _new_partial(target)
     try:
-        with open(fd, "w", encoding="utf-8", newline="") as stream:  # noqa: PTH123
+        with _text(_Output(fd, name), encoding="utf-8", newline="") as stream:
             try:
                 mode = stat.S_IMODE(target.stat().st_mode)
             except OSError:
                 umask = os.umask(0)
                 os.umask(umask)
                 mode = 0o666 & ~umask
-            temp.chmod(mode)
+            try:
+                temp.chmod(mode)
+            except OSError as exc:
+                raise CommandError(f"cannot write {name}: {exc.strerror}") from None
             yield stream
             stream.flush()
-            os.fsync(stream.fileno())  # on disk before it takes the old file's name
+            try:
+                os.fsync(fd)  # on disk before it takes the old file's name
+            except OSError as exc:
+                raise CommandError(f"cannot write {name}: {exc.strerror}") from None
         try:
             temp.replace(target)
         except OSError as exc:
@@ -83,6 +183,26 @@ def atomic_output(name: str) -> Iterator[IO[str]]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def _special(target: Path) -> bool:
+    """Whether *target* exists and is neither a regular file nor a directory."""
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+@contextlib.contextmanager
+def _in_place(name: str) -> Iterator[IO[str]]:
+    """*name* itself (a device, a FIFO): nothing to keep, nothing to replace."""
+    try:
+        fd = os.open(name, os.O_WRONLY)
+    except OSError as exc:
+        raise CommandError(f"cannot write {name}: {exc.strerror}") from None
+    with _text(_Output(fd, name), encoding="utf-8", newline="") as stream:
+        yield stream
 
 
 def _new_partial(target: Path) -> tuple[Path, int]:
@@ -227,7 +347,8 @@ def call_data(args: argparse.Namespace) -> int:
         )
     auth = resolve_auth(args)
     if args.output is None or args.output == "-":
-        count = anyio.run(_export, args, auth, sys.stdout)
+        with standard_output() as stream:
+            count = anyio.run(_export, args, auth, stream)
     else:
         with atomic_output(args.output) as stream:
             count = anyio.run(_export, args, auth, stream)

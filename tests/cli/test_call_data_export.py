@@ -3,7 +3,9 @@ to a file that a failure or Ctrl-C leaves as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -19,11 +21,11 @@ import anyio
 import pytest
 
 from teletracker_async import CallDataStream
-from teletracker_async._cli import export
+from teletracker_async._cli import export, main
 from teletracker_async._cli.export import CsvSink, PlainProgress, atomic_output
 from teletracker_async._session.flow import TeletrackerAuth
 from teletracker_async.testing import FakeTeletracker
-from tests.support.cli import cli
+from tests.support.cli import Done, cli
 
 
 def test_call_data_jsonl_to_stdout(env: dict[str, str], fake: FakeTeletracker) -> None:
@@ -196,6 +198,199 @@ def test_output_onto_a_directory(env: dict[str, str], tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: cannot write {tmp_path / 'd'}")
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+#: A quarter of a year, two records a day: more than the stream's buffer, so that
+#: the disk fills up while records are still arriving.
+QUARTER = ("--start", "2026-01-01", "--end", "2026-03-31")
+
+
+def _partials(directory: Path) -> list[Path]:
+    return list(directory.glob(".*.partial"))
+
+
+def _on_partials(
+    monkeypatch: pytest.MonkeyPatch,
+    directory: Path,
+    function: str,
+    error: int,
+) -> None:
+    """Make ``os.<function>(fd, ...)`` fail with *error* on the temp files in
+    *directory*, as the kernel would on a full disk; on any other fd it works."""
+    real = getattr(os, function)
+
+    def failing(fd: int, *rest: Any) -> Any:
+        if any(os.path.samestat(os.fstat(fd), p.stat()) for p in _partials(directory)):
+            raise OSError(error, os.strerror(error))
+        return real(fd, *rest)
+
+    monkeypatch.setattr(os, function, failing)
+
+
+def _failing(error: int) -> Any:
+    def fail(*_: Any) -> Any:
+        raise OSError(error, os.strerror(error))
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("where", "span", "error"),
+    [
+        ("write", QUARTER, errno.ENOSPC),  # while records arrive
+        ("write", ("--start", "2026-01-01", "--end", "2026-01-01"), errno.ENOSPC),
+        ("write", QUARTER, errno.EIO),
+        ("fsync", ("--start", "2026-01-01", "--end", "2026-01-01"), errno.ENOSPC),
+        ("chmod", ("--start", "2026-01-01", "--end", "2026-01-01"), errno.EPERM),
+        ("replace", ("--start", "2026-01-01", "--end", "2026-01-01"), errno.EACCES),
+    ],
+    ids=["enospc-mid-export", "enospc-at-the-end", "eio", "fsync", "chmod", "rename"],
+)
+def test_a_failed_write_is_one_line_and_keeps_the_old_file(
+    env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    span: tuple[str, ...],
+    error: int,
+) -> None:
+    """A full disk (ENOSPC, injected), an I/O error, a refused chmod or rename: one
+    line naming the file and the reason, exit 1, the old file byte for byte, no
+    temp file left. (A traceback before, from the write, the sync or the chmod.)"""
+    target = tmp_path / "calls.jsonl"
+    target.write_bytes(b"old\n")
+    if where in ("write", "fsync"):
+        _on_partials(monkeypatch, tmp_path, where, error)
+    else:
+        monkeypatch.setattr(Path, where, _failing(error))
+    done = cli("call-data", *span, "--output", str(target), env=env)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"error: cannot write {target}: {os.strerror(error)}\n"
+    assert target.read_bytes() == b"old\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="POSIX permissions, which root bypasses",
+)
+def test_a_read_only_directory_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    """No right to create the temp file beside the target: one line, old file kept."""
+    target = tmp_path / "calls.jsonl"
+    target.write_bytes(b"old\n")
+    tmp_path.chmod(0o500)
+    try:
+        done = cli(*("call-data", *QUARTER), "--output", str(target), env=env)
+    finally:
+        tmp_path.chmod(0o700)
+    assert done.returncode == 1
+    assert done.stderr == f"error: cannot write {target}: Permission denied\n"
+    assert target.read_bytes() == b"old\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+@pytest.mark.parametrize("to", ["--output", "stdout"])
+def test_dev_full_is_one_line_and_stays_a_device(
+    env: dict[str, str], to: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """To /dev/full, by --output or as standard output: "cannot write ...: No space
+    left on device", exit 1. --output writes a device in place, as the shell's >
+    does: renaming a temp file over it would replace the device itself (as root)."""
+    if to == "--output":
+        done = cli(*("call-data", *QUARTER), "--output", "/dev/full", env=env)
+        shown = "/dev/full"
+    else:
+        with Path("/dev/full").open("w", encoding="utf-8") as full:
+            done = _with_stdout(full, monkeypatch, env, "call-data", *QUARTER)
+        shown = "standard output"
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"error: cannot write {shown}: No space left on device\n"
+    assert stat.S_ISCHR(Path("/dev/full").stat().st_mode)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_a_temp_file_on_a_full_device_is_one_line(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temp file is made as usual, but its descriptor writes to /dev/full: the
+    kernel's own ENOSPC, mid-export. One line, exit 1, old file kept, no temp."""
+    target = tmp_path / "calls.jsonl"
+    target.write_bytes(b"old\n")
+    real_open = os.open
+
+    def onto_a_full_disk(path: Any, flags: int, *rest: Any, **kwargs: Any) -> int:
+        fd = real_open(path, flags, *rest, **kwargs)
+        if str(path).endswith(".partial"):
+            full = real_open("/dev/full", os.O_WRONLY)
+            os.dup2(full, fd)
+            os.close(full)
+        return fd
+
+    monkeypatch.setattr(os, "open", onto_a_full_disk)
+    done = cli(*("call-data", *QUARTER), "--output", str(target), env=env)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"error: cannot write {target}: No space left on device\n"
+    assert target.read_bytes() == b"old\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_full_standard_output_is_one_line(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Standard output on a disk that fills up (ENOSPC, injected) is one line naming
+    it, exit 1, not a traceback."""
+    with (tmp_path / "out.jsonl").open("w", encoding="utf-8") as out:
+        real_write = os.write
+
+        def full(fd: int, data: Any) -> int:
+            if fd == out.fileno():
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", full)
+        done = _with_stdout(out, monkeypatch, env, "call-data", *QUARTER)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert (
+        done.stderr == "error: cannot write standard output: No space left on device\n"
+    )
+
+
+def _with_stdout(
+    stdout: IO[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *argv: str
+) -> Done:
+    """``main(argv)`` with *stdout* (a real file) as standard output."""
+    for name, value in env.items():
+        if name.startswith("TELETRACKER_"):
+            monkeypatch.setenv(name, value)
+    err = io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return Done(code, "", err.getvalue())
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_output_to_a_fifo_writes_into_it(env: dict[str, str], tmp_path: Path) -> None:
+    """--output naming a FIFO writes the records into it and leaves it a FIFO (it
+    was replaced by a plain file that no reader would ever see)."""
+    fifo = tmp_path / "calls.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so writing opens
+    try:
+        done = cli(
+            "call-data", "--start", "2026-01-01", "--end", "2026-01-01",
+            "--output", str(fifo), env=env,
+        )  # fmt: skip
+        got = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(reader, 65536):
+                got += chunk
+    finally:
+        os.close(reader)
+    assert done.returncode == 0, done.stderr
+    assert len(got.splitlines()) == 2
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert list(tmp_path.iterdir()) == [fifo]
 
 
 def test_plain_progress_rewrites_one_line() -> None:

@@ -164,6 +164,26 @@ def test_ctrl_c_during_an_export_keeps_the_old_file(
     assert list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_standard_output_on_dev_full_is_one_line(env: dict[str, str]) -> None:
+    """`call-data > /dev/full`: one line naming standard output and the reason,
+    exit 1, and nothing more at exit (no second error from flushing stdout)."""
+    with Path("/dev/full").open("w", encoding="utf-8") as full:
+        done = subprocess.run(  # noqa: S603 - our own module
+            [*COMMAND, "call-data", "--start", "2026-01-01", "--end", "2026-03-31"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (
+        1,
+        "error: cannot write standard output: No space left on device\n",
+    )
+
+
 def test_a_closed_pipe_ends_the_command_quietly(
     env: dict[str, str], tmp_path: Path
 ) -> None:
