@@ -15,7 +15,9 @@ from teletracker_async._cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
     CommandError,
+    Terminated,
 )
 from teletracker_async._cli.parser import parse_args
 from teletracker_async._errors import TeletrackerError
@@ -58,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _verbose_logging(args.verbose):
             return int(args.func(args))
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code

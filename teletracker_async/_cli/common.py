@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,10 +21,13 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "CommandError",
+    "Terminated",
     "console",
     "require_extras",
+    "sigterm_as_ctrl_c",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -25,6 +35,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
 #: What a shell reports for a command killed by SIGPIPE (128 + 13).
 EXIT_BROKEN_PIPE = 141
+#: What a shell reports for a command ended by SIGTERM (128 + 15).
+EXIT_TERMINATED = 143
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 
 
@@ -34,6 +46,53 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Terminated(Exception):  # noqa: N818 - a signal, not an error
+    """SIGTERM ended the command, its clean-up done (exit 143)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM, while this runs, stops the command as Ctrl-C does, then Terminated.
+
+    Without it SIGTERM kills the process where it stands, and ``call-data
+    --output`` leaves its ``.partial`` file behind. The handler delivers Ctrl-C:
+    whatever SIGINT handler is in place runs (inside an event loop, the runner's,
+    which cancels the main task so that every ``finally`` runs; outside one,
+    ``KeyboardInterrupt``). A second SIGTERM is a second Ctrl-C. Only the CLI
+    installs it, only in the main thread, never where SIGTERM is ignored, and not
+    on Windows (no SIGTERM reaches a process there); the previous handler is back
+    when this ends.
+    """
+    if (
+        sys.platform == "win32"
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    ):
+        yield
+        return
+    received = False
+
+    def on_sigterm(_signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        received = True
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if not callable(ctrl_c):  # SIGINT ignored or default: no handler to run
+            raise KeyboardInterrupt
+        ctrl_c(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # On Python 3.10, anyio's runner lets the main task's CancelledError out
+        # instead of KeyboardInterrupt (see main).
+        if received:
+            raise Terminated from None
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def require_extras() -> None:

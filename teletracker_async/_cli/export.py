@@ -20,7 +20,13 @@ from typing import IO, Any
 import anyio
 
 from teletracker_async._cli.api import resolve_auth
-from teletracker_async._cli.common import EXIT_OK, EXIT_USAGE, CommandError, console
+from teletracker_async._cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    console,
+    sigterm_as_ctrl_c,
+)
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._reports import CallDataStream
 from teletracker_async._session.flow import TeletrackerAuth
@@ -346,11 +352,12 @@ def call_data(args: argparse.Namespace) -> int:
             f"--end {args.end} is before --start {args.start}", EXIT_USAGE
         )
     auth = resolve_auth(args)
-    if args.output is None or args.output == "-":
-        with standard_output() as stream:
-            count = anyio.run(_export, args, auth, stream)
-    else:
-        with atomic_output(args.output) as stream:
-            count = anyio.run(_export, args, auth, stream)
+    with sigterm_as_ctrl_c():  # kill's SIGTERM cleans up too, exit 143
+        if args.output is None or args.output == "-":
+            with standard_output() as stream:
+                count = anyio.run(_export, args, auth, stream)
+        else:
+            with atomic_output(args.output) as stream:
+                count = anyio.run(_export, args, auth, stream)
     print(f"{count} call records", file=sys.stderr)
     return EXIT_OK

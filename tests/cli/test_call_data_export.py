@@ -11,7 +11,9 @@ import json
 import math
 import os
 import re
+import signal
 import stat
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -124,6 +126,65 @@ def test_ctrl_c_during_an_export_keeps_the_old_file(
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")
     assert target.read_bytes() == b"old\n"
     assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGTERM between processes")
+def test_sigterm_during_an_export_is_handled_as_ctrl_c(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM once records are being written: the CLI's handler (installed only
+    while call-data runs, the previous one back after) stops it as Ctrl-C does:
+    the temp file removed, the old file kept, exit 143. (tests/cli/
+    test_in_real_processes.py sends it from outside, to a real process.)"""
+    target = tmp_path / "calls.jsonl"
+    target.write_bytes(b"old\n")
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[object] = []
+
+    async def terminated(args: Any, auth: TeletrackerAuth, stream: IO[str]) -> int:
+        stream.write("{}\n")
+        seen.append(signal.getsignal(signal.SIGTERM))
+        if seen[0] in (signal.SIG_DFL, signal.SIG_IGN, None, before):
+            pytest.fail("no handler of the CLI's: SIGTERM would kill the process")
+        signal.raise_signal(signal.SIGTERM)
+        await anyio.sleep(60)  # a hang guard: the handler cancels it
+        pytest.fail("SIGTERM did not stop the export")  # pragma: no cover
+
+    monkeypatch.setattr(export, "_export", terminated)
+    done = cli(
+        "call-data", "--start", "2026-01-01", "--end", "2026-01-01",
+        "--output", str(target), env=env,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (143, "", "terminated\n")
+    assert target.read_bytes() == b"old\n"
+    assert list(tmp_path.iterdir()) == [target]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGTERM between processes")
+def test_an_ignored_sigterm_stays_ignored(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent that ignores SIGTERM for the command (nohup-like) is obeyed: the CLI
+    installs no handler of its own then."""
+    seen: list[object] = []
+
+    async def look(args: Any, auth: TeletrackerAuth, stream: IO[str]) -> int:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return 0
+
+    monkeypatch.setattr(export, "_export", look)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        done = cli(
+            "call-data", "--start", "2026-01-01", "--end", "2026-01-01",
+            "--output", str(tmp_path / "calls.jsonl"), env=env,
+        )  # fmt: skip
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert done.returncode == 0, done.stderr
+    assert seen == [signal.SIG_IGN]
 
 
 @pytest.mark.parametrize("at", ["open", "mode"])

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from teletracker_async import TeletrackerClient
+from teletracker_async.testing import FakeRequest, FakeTeletracker
 from tests.cli.test_serve_and_demo import assert_one_session, rows
 from tests.conftest import PASSWORD, USERNAME
 from tests.support.cli import COMMAND, run_child
@@ -182,6 +184,53 @@ def test_standard_output_on_dev_full_is_one_line(env: dict[str, str]) -> None:
         1,
         "error: cannot write standard output: No space left on device\n",
     )
+
+
+def test_sigterm_during_an_export_keeps_the_old_file(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGTERM while records are being written, as Ctrl-C: the temp file removed,
+    the old file kept, "terminated", exit 143 (it killed the process where it
+    stood and left the .partial file behind)."""
+    fake = FakeTeletracker(users={USERNAME: (PASSWORD, [1])}, records_per_day=300)
+    asked, release = threading.Event(), threading.Event()
+
+    def latency(request: FakeRequest) -> float:
+        """The first day answers at once; the next holds the server (a stall) until
+        the test is done with the child."""
+        if request.query.get("start_date") != "2026-01-01":
+            asked.set()
+            release.wait(60)  # a hang guard, not a measurement
+        return 0.0
+
+    fake.set_latency("data", latency)
+    target = tmp_path / "calls.jsonl"
+    target.write_bytes(b"old\n")
+    with fake.serving() as url:
+        child = subprocess.Popen(  # noqa: S603 - our own module
+            [*COMMAND, "call-data", "--start", "2026-01-01", "--end", "2026-01-03",
+             "--concurrency", "1", "--output", str(target)],
+            env={**env, "TELETRACKER_BASE_URL": url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert asked.wait(60), "the second day was never asked for"
+            deadline = time.monotonic() + 60  # a hang guard, not a measurement
+            while not any(p.stat().st_size for p in tmp_path.glob(".*.partial")):
+                assert time.monotonic() < deadline, "no record reached the temp file"
+                time.sleep(0.01)
+            child.send_signal(signal.SIGTERM)
+            out, err = child.communicate(timeout=60)
+        finally:
+            release.set()
+            if child.poll() is None:  # pragma: no cover - only when a test fails
+                child.kill()
+                child.wait()
+    assert (child.returncode, out, err) == (143, "", "terminated\n")
+    assert target.read_bytes() == b"old\n"
+    assert list(tmp_path.iterdir()) == [target]
 
 
 def test_a_closed_pipe_ends_the_command_quietly(
