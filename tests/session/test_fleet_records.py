@@ -75,7 +75,9 @@ class Echoing(httpx.AsyncBaseTransport):
 @pytest.fixture
 def fake(clock: FakeClock) -> FakeTeletracker:
     return FakeTeletracker(
-        users={USERNAME: (PASSWORD, [1, 2])}, clock=clock, records_per_day=1
+        users={USERNAME: (PASSWORD, [1, 2]), "bob": ("bob-pw", [3])},
+        clock=clock,
+        records_per_day=1,
     )
 
 
@@ -461,3 +463,39 @@ async def test_keys_rotate_with_multifernet(
     assert newcomer.store_stats.adopted == 1
     assert fake.stats.logins == 1
     assert fake.stats.reuse_attempts == 0
+
+
+async def test_a_record_copied_under_another_key_is_refused(
+    fake: FakeTeletracker, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key a record was written under is inside its payload (inside the
+    encryption, with a codec): a record copied under another user's key is not
+    adopted there (that user would send the first one's token); a login renews
+    over it."""
+    store = MemoryTokenStore(clock=clock)
+    await get(fake, clock, store)
+    record = await store.load(KEY)
+    assert record is not None
+    other = store_key(BASE_URL, "bob", None)
+    fence = await store.acquire(other, "copier", 10)
+    assert fence is not None
+    assert await store.commit(
+        other,
+        record.payload,
+        write_id="copied",
+        expected=None,
+        fence=fence,
+        lifetime=3600,
+        age=0,
+    )
+    assert await store.release(other, "copier")
+    auth = TeletrackerAuth("bob", "bob-pw", base_url=BASE_URL, clock=clock, store=store)
+    with caplog.at_level(logging.WARNING):
+        await get(fake, clock, auth)
+    assert auth.store_stats is not None
+    assert auth.store_stats.adopted == 0
+    assert fake.stats.logins == 2
+    assert "written under another key" in caplog.text
+    copied = await store.load(other)
+    assert copied is not None
+    assert copied.write_id != "copied"  # renewed over
