@@ -119,6 +119,10 @@ def _register_wire_class(cls: type[T]) -> type[T]:
     return cls
 
 
+def _keys_only(extra: dict[str, Any]) -> str:
+    return f"<keys {sorted(extra)!r}>"
+
+
 @_register_wire_class
 @attrs.frozen
 class TokenAnswer:
@@ -131,7 +135,8 @@ class TokenAnswer:
     token_lifetime: float
     refresh_token: str = attrs.field(repr=False)
     refresh_token_expiration: datetime | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict)
+    #: Unknown fields, as sent; ``repr`` names them only (one may echo the form).
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=_keys_only)
 
     @property
     def account_id(self) -> int | None:

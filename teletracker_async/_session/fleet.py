@@ -218,15 +218,19 @@ class FleetLink:
     # -- 2. with the answer -------------------------------------------------------------
 
     async def publish(
-        self, exchange: Exchange, answer: TokenAnswer, content: bytes, arrived: float
+        self, exchange: Exchange, answer: TokenAnswer, arrived: float
     ) -> Lease:
-        """Install the new session, published in the store when the lease allows."""
+        """Install the new session, published in the store when the lease allows.
+
+        The record holds the fields of *answer* the SDK uses, re-encoded here: never
+        anything else the server said. The payload is no local of this frame (error
+        reporters show frame locals): it goes straight to the store.
+        """
         held = self._held.get(exchange.number)
         expires_at = arrived + answer.token_lifetime
         if held is None:  # renewed privately
             return self._core.settle(exchange, answer, expires_at=expires_at)
         write_id = new_write_id()
-        payload = _encode(content, exchange.account_id)
         # Until the store says "refused", the commit may have landed (a lost reply):
         # the session then counts as published, so its refresh token is only ever
         # sent after a spend, never as a private refresh.
@@ -235,7 +239,7 @@ class FleetLink:
             written = await self._call(
                 self.store.commit(
                     held.key,
-                    payload,
+                    _encode(answer, exchange.account_id, held.key),
                     write_id=write_id,
                     expected=held.expected,
                     fence=held.fence,
@@ -278,15 +282,20 @@ class FleetLink:
     # -- the store's answers -------------------------------------------------------------
 
     async def _call(self, call: Awaitable[T]) -> T:
+        """*call*'s answer; anything it raises but a :class:`TokenStoreError` (a
+        store that did not wrap its own errors) becomes one, raised once the
+        original is gone: its frames (the store's) may hold the payload."""
         self.stats.calls += 1
         try:
             return await call
         except TokenStoreError:
             raise
-        except OSError as exc:  # a store that did not wrap its own I/O errors
-            raise TokenStoreError(
-                f"The token store {self.store!r} failed: {type(exc).__name__}"
-            ) from None
+        except Exception as exc:  # noqa: BLE001 - whatever a third-party store raises
+            failure = type(exc).__name__
+        name = getattr(call, "__qualname__", "a call")  # a coroutine's: "S.commit"
+        raise TokenStoreError(
+            f"The token store {self.store!r} failed in {name}: {failure}"
+        )
 
     async def _load(self, key: str) -> tuple[str | None, Seen | None]:
         """The record's write id and its decoded session (None when unusable)."""
@@ -295,7 +304,7 @@ class FleetLink:
         if record is None:
             return None, None
         try:
-            account_id, answer = _decode(record.payload)
+            account_id, answer = _decode(record.payload, key)
         except ResponseFormatError as exc:
             logger.warning("unreadable token store record (%s): renewing over it", exc)
             return record.write_id, None
@@ -315,15 +324,41 @@ def _jitter(spread: float) -> float:
 
 
 _VERSION = 1
+#: The answer's fields a record keeps (wire names): all the SDK reads of it.
+_FIELDS = (
+    "success",
+    "guid",
+    "token",
+    "tokenExpiration",
+    "tokenLifetime",
+    "refreshToken",
+    "refreshTokenExpiration",
+    "accountId",
+)
 
 
-def _encode(content: bytes, account_id: int | None) -> bytes:
-    """A record's payload: the exchange's answer as it came, and its account."""
-    head = json.dumps({"v": _VERSION, "accountId": account_id})[:-1]
-    return f'{head}, "answer": '.encode() + content.strip() + b"}"
+def _encode(answer: TokenAnswer, account_id: int | None, key: str) -> bytes:
+    """A record's payload: the fields of *answer* the SDK uses, re-encoded (an
+    unknown field may echo the login form, password included: never stored), the
+    account, and the key it is written under (a record copied under another key is
+    refused, even encrypted)."""
+    fields: dict[str, object] = {
+        "success": answer.success,
+        "guid": answer.guid,
+        "token": answer.token,
+        "tokenExpiration": answer.token_expiration.isoformat(),
+        "tokenLifetime": answer.token_lifetime,
+        "refreshToken": answer.refresh_token,
+    }
+    if answer.refresh_token_expiration is not None:
+        fields["refreshTokenExpiration"] = answer.refresh_token_expiration.isoformat()
+    if answer.account_id is not None:
+        fields["accountId"] = answer.account_id
+    record = {"v": _VERSION, "key": key, "accountId": account_id, "answer": fields}
+    return json.dumps(record, separators=(",", ":")).encode()
 
 
-def _decode(payload: bytes) -> tuple[int | None, TokenAnswer]:
+def _decode(payload: bytes, key: str) -> tuple[int | None, TokenAnswer]:
     what = "token store record"
     try:
         record = json.loads(payload)
@@ -331,12 +366,15 @@ def _decode(payload: bytes) -> tuple[int | None, TokenAnswer]:
         raise ResponseFormatError(f"The {what} is not JSON.") from None
     if not isinstance(record, dict) or record.get("v") != _VERSION:
         raise ResponseFormatError(f"The {what} is not a version {_VERSION} record.")
+    if record.get("key", key) != key:  # older records hold no key
+        raise ResponseFormatError(f"The {what} was written under another key.")
     account_id = record.get("accountId")
     if account_id is not None and (
         isinstance(account_id, bool) or not isinstance(account_id, int)
     ):
         raise ResponseFormatError(f"The {what} has a bad accountId.")
-    answer = parse_token_answer(
-        json.dumps(record.get("answer")).encode(), what=what, status_code=200
-    )
-    return account_id, answer
+    answer = record.get("answer")
+    if isinstance(answer, dict):  # an older record holds the answer as it came
+        answer = {name: answer[name] for name in _FIELDS if name in answer}
+    parsed = parse_token_answer(json.dumps(answer).encode(), what=what, status_code=200)
+    return account_id, parsed

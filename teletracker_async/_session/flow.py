@@ -450,9 +450,7 @@ class BearerFlow(Credentials):
             exchange.account_id,
         )
         if self._fleet is not None:
-            return await self._fleet.publish(
-                exchange, answer, response.content, arrived
-            )
+            return await self._fleet.publish(exchange, answer, arrived)
         return self._core.settle(exchange, answer)
 
     def _redirected(

@@ -6,6 +6,9 @@ Pass one to ``TeletrackerAuth(..., store=...)`` (or ``TeletrackerClient``):
 - :class:`FileTokenStore`: many processes on one host (a directory, ``flock``);
 - :class:`RedisTokenStore`: many hosts (Redis >= 6.2 or Valkey; the ``redis`` extra).
 
+Each takes a ``codec`` (:class:`TokenCodec`: a ``cryptography`` ``Fernet`` or
+``MultiFernet``, the ``crypto`` extra) that encrypts its records at rest.
+
 Without a store (the default) a session is shared by the coroutines, loops and
 threads of one process, with no I/O beyond the login and refresh themselves.
 """
@@ -14,6 +17,7 @@ from teletracker_async.stores._base import (
     MemoryTokenStore,
     StoredRecord,
     StoreStats,
+    TokenCodec,
     TokenStore,
     TokenStoreError,
     new_write_id,
@@ -28,6 +32,7 @@ __all__ = [
     "RedisTokenStore",
     "StoreStats",
     "StoredRecord",
+    "TokenCodec",
     "TokenStore",
     "TokenStoreError",
     "new_write_id",

@@ -18,6 +18,11 @@ the fleet protocol never rests on time:
 Expiry is stamped with the store's own clock (``lifetime`` minus the ``age`` of
 the answer), and :meth:`TokenStore.load` returns the time *remaining*: host clocks
 are never compared.
+
+A store may hold its records encrypted: give it a :class:`TokenCodec` (a
+``cryptography`` ``Fernet`` or ``MultiFernet``). :class:`CheckedStore` encrypts the
+payload before ``_commit`` and decrypts it after ``_load``; a payload that does not
+decrypt is a :class:`TokenStoreError`, like an unreadable record.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "MemoryTokenStore",
     "StoreStats",
     "StoredRecord",
+    "TokenCodec",
     "TokenStore",
     "TokenStoreError",
     "new_write_id",
@@ -150,15 +156,60 @@ class TokenStore(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenCodec(Protocol):
+    """What encrypts a store's records at rest: ``cryptography``'s ``Fernet`` and
+    ``MultiFernet`` are codecs as they are (the ``crypto`` extra).
+
+    ``decrypt`` must authenticate what it reads and raise when it was not made by
+    ``encrypt`` with one of its keys (a wrong key, an altered record): the store
+    then refuses the record as unreadable, and it is never used.
+    """
+
+    def encrypt(self, data: bytes, /) -> bytes:
+        """*data* sealed: unreadable and unalterable without the key."""
+        ...
+
+    def decrypt(self, token: bytes, /) -> bytes:
+        """What :meth:`encrypt` sealed; raises when *token* is not such a seal."""
+        ...
+
+
+def check_codec(codec: TokenCodec | None) -> TokenCodec | None:
+    """*codec* when it has ``encrypt`` and ``decrypt`` methods (or is None)."""
+    if codec is not None and not (
+        callable(getattr(codec, "encrypt", None))
+        and callable(getattr(codec, "decrypt", None))
+    ):
+        raise TypeError(
+            "codec must have encrypt(bytes) -> bytes and decrypt(bytes) -> bytes "
+            f"methods (a cryptography Fernet, say), not {type(codec).__name__}"
+        )
+    return codec
+
+
 class CheckedStore(abc.ABC):
     """The base of the SDK's stores: each argument is checked here, once, and the
     payload boxed before anything can raise; a store implements the record
-    operations only (the underscored methods), on arguments known to be good."""
+    operations only (the underscored methods), on arguments known to be good.
+
+    With a codec (:class:`TokenCodec`), the payload is encrypted before ``_commit``
+    and decrypted after ``_load``: the underscored methods only see it sealed."""
+
+    _codec: TokenCodec | None = None
 
     async def load(self, key: str) -> StoredRecord | None:
-        """The record under *key*, or None (see :class:`TokenStore`)."""
+        """The record under *key*, or None (see :class:`TokenStore`).
+
+        Raises:
+            TokenStoreError: Also when the store has a codec and the record does
+                not decrypt with it (another key, or altered).
+        """
         check_key(key)
-        return await self._load(key)
+        record = await self._load(key)
+        if record is None or self._codec is None:
+            return record
+        return attrs.evolve(record, payload=_unseal(self._codec, record, self))
 
     async def acquire(self, key: str, holder: str, ttl: float) -> int | None:
         """Take or extend the renewal lease (see :class:`TokenStore`)."""
@@ -202,6 +253,8 @@ class CheckedStore(abc.ABC):
         if isinstance(fence, bool) or not isinstance(fence, int):
             raise TypeError(f"fence must be an int, not {type(fence).__name__}")
         check_times(lifetime, age)
+        if self._codec is not None:
+            box = _seal(self._codec, box, self)
         return await self._commit(
             key,
             box,
@@ -255,6 +308,39 @@ class Opaque:
 
     def __repr__(self) -> str:
         return f"<payload: {len(self.data)} bytes>"
+
+
+def _seal(codec: TokenCodec, box: Opaque, store: object) -> Opaque:
+    """*box*'s payload encrypted; a codec that fails is a :class:`TokenStoreError`
+    raised after its exception is gone (its frames hold the payload)."""
+    try:
+        sealed: object = codec.encrypt(box.data)  # a third party's: checked
+    except Exception as exc:  # noqa: BLE001 - whatever the codec raised
+        failure = type(exc).__name__
+    else:
+        if isinstance(sealed, bytes):
+            return Opaque(sealed)
+        failure = f"encrypt returned {type(sealed).__name__}, not bytes"
+        del sealed  # whatever it is, not in the raising frame
+    raise TokenStoreError(f"The codec of {store!r} could not encrypt: {failure}")
+
+
+def _unseal(codec: TokenCodec, record: StoredRecord, store: object) -> bytes:
+    """*record*'s payload decrypted; one that does not decrypt (a wrong key, an
+    altered record) is a :class:`TokenStoreError`: the record is unreadable."""
+    try:
+        opened: object = codec.decrypt(record.payload)  # a third party's: checked
+    except Exception as exc:  # noqa: BLE001 - InvalidToken, or whatever else
+        failure = type(exc).__name__
+    else:
+        if isinstance(opened, bytes):
+            return opened
+        failure = f"decrypt returned {type(opened).__name__}, not bytes"
+        del opened  # whatever it is, not in the raising frame
+    raise TokenStoreError(
+        f"The record {record.write_id!r} of {store!r} does not decrypt with the "
+        f"store's codec ({failure}: another key, or altered): not used"
+    )
 
 
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -318,11 +404,19 @@ class MemoryTokenStore(CheckedStore):
 
     Args:
         clock: The store's clock (monotonic seconds); inject a fake one in tests.
+        codec: Encrypts the payloads it holds (:class:`TokenCodec`), as the other
+            stores do.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        codec: TokenCodec | None = None,
+    ) -> None:
         if not callable(clock):
             raise TypeError("clock must be a callable returning seconds as a float")
+        self._codec = check_codec(codec)
         self._clock = clock
         self._mutex = threading.Lock()  # auths in several threads may share it
         self._records: dict[str, _Entry] = {}

@@ -50,7 +50,9 @@ from teletracker_async.stores._base import (
     CheckedStore,
     Opaque,
     StoredRecord,
+    TokenCodec,
     TokenStoreError,
+    check_codec,
 )
 from teletracker_async.stores._util import (
     Failed,
@@ -220,6 +222,11 @@ class FileTokenStore(CheckedStore):
         path: The directory. Created with mode 0700 when missing; an existing one
             must be a real directory (not a symbolic link) owned by the current user
             and closed to group and others.
+        codec: Encrypts every record's payload (the session) before it is
+            written and decrypts it when read: a :class:`TokenCodec`, such as
+            ``cryptography.fernet.Fernet(key)``, or ``MultiFernet([new, old])``
+            to rotate keys. A record that does not decrypt (another key, altered)
+            is refused as unreadable: never used.
 
     Raises:
         TokenStoreError: The directory is unsafe (what is wrong is in the message),
@@ -235,9 +242,12 @@ class FileTokenStore(CheckedStore):
     let the fleet start over.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, codec: TokenCodec | None = None
+    ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or a path, not {type(path).__name__}")
+        self._codec = check_codec(codec)
         self._path = Path(os.fsdecode(path)).absolute()
         if sys.platform == "win32":  # pragma: no cover - the tests run on POSIX
             raise TokenStoreError("FileTokenStore needs flock (POSIX); use Redis")

@@ -29,7 +29,9 @@ from teletracker_async.stores._base import (
     CheckedStore,
     Opaque,
     StoredRecord,
+    TokenCodec,
     TokenStoreError,
+    check_codec,
     check_name,
     check_ttl,
 )
@@ -160,6 +162,32 @@ def redact_url(url: str) -> str:
     return shown
 
 
+@attrs.frozen(repr=False)
+class _Given:
+    """``url_or_client`` as given, boxed before anything can raise: a URL may hold
+    the server's password, and error reporters show frame locals."""
+
+    value: object
+
+    def __repr__(self) -> str:
+        if isinstance(self.value, str):
+            try:
+                return f"<{redact_url(self.value)!r}>"
+            except ValueError:
+                return "<a Redis URL>"
+        return f"<{type(self.value).__name__}>"
+
+
+def _scheme(given: _Given) -> str | None:
+    """The scheme of the URL in *given*, or None when it is not a URL (never raises
+    from urllib's frames, which hold the URL)."""
+    assert isinstance(given.value, str)  # noqa: S101 - the caller checked it
+    try:
+        return urllib.parse.urlsplit(given.value).scheme
+    except ValueError:
+        return None
+
+
 def _where_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "unix":
@@ -194,7 +222,7 @@ class _Link:
     owned: bool = False
 
     @classmethod
-    def to(cls, url_or_client: Any, timeout: float) -> _Link:
+    def to(cls, given: _Given, timeout: float) -> _Link:
         try:
             import redis  # noqa: PLC0415 - an optional extra
             import redis.asyncio  # noqa: PLC0415
@@ -203,14 +231,14 @@ class _Link:
                 "RedisTokenStore needs the redis package: "
                 "pip install 'teletracker-async[redis]'"
             ) from None
-        if isinstance(url_or_client, str):
-            return cls._from_url(redis, url_or_client, timeout)
-        if not isinstance(url_or_client, redis.Redis | redis.asyncio.Redis):
+        if isinstance(given.value, str):
+            return cls._from_url(redis, given, timeout)
+        if not isinstance(given.value, redis.Redis | redis.asyncio.Redis):
             raise TypeError(
                 "url_or_client must be a Redis URL (str), a redis.Redis or a "
-                f"redis.asyncio.Redis client, not {type(url_or_client).__name__}"
+                f"redis.asyncio.Redis client, not {type(given.value).__name__}"
             )
-        client = url_or_client
+        client = given.value
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError(
                 "the Redis client must not decode responses (payloads are bytes): "
@@ -226,30 +254,34 @@ class _Link:
         )
 
     @classmethod
-    def _from_url(cls, redis: Any, url: str, timeout: float) -> _Link:
+    def _from_url(cls, redis: Any, given: _Given, timeout: float) -> _Link:
+        """A client made from the URL in *given*; the URL itself is never a local
+        (nor in a chained exception), only its box."""
         from redis.backoff import NoBackoff  # noqa: PLC0415 - an optional extra
         from redis.retry import Retry  # noqa: PLC0415
 
-        if urllib.parse.urlsplit(url).scheme not in _SCHEMES:
+        if _scheme(given) not in _SCHEMES:
             raise ValueError(
-                "url must start with redis://, rediss:// or unix://, got "
-                f"{redact_url(url)!r}"
+                f"url must start with redis://, rediss:// or unix://, got {given!r}"
             )
         try:
             client = redis.Redis.from_url(
-                url,
+                given.value,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 decode_responses=False,
                 retry=Retry(NoBackoff(), 0),
             )
         except ValueError:
-            raise ValueError(f"not a usable Redis URL: {redact_url(url)!r}") from None
+            client = None  # raised below, once redis's frames (the URL) are gone
+        if client is None:
+            raise ValueError(f"not a usable Redis URL: {given!r}")
+        assert isinstance(given.value, str)  # noqa: S101 - _scheme() checked it
         return cls(
             redis,
             client,
-            shown=repr(redact_url(url)),
-            where=_where_url(url),
+            shown=repr(redact_url(given.value)),
+            where=_where_url(given.value),
             owned=True,
         )
 
@@ -266,6 +298,11 @@ class RedisTokenStore(CheckedStore):
         prefix: The start of every key the store writes (``<prefix>:{<key>}:...``).
         timeout: Seconds to connect and to wait for an answer (URL only: a client
             keeps its own settings).
+        codec: Encrypts every record's payload (the session) before it is sent
+            to Redis and decrypts it when read: a :class:`TokenCodec`, such as
+            ``cryptography.fernet.Fernet(key)``, or ``MultiFernet([new, old])``
+            to rotate keys. A record that does not decrypt (another key, altered)
+            is refused as unreadable: never used.
 
     Raises:
         ModuleNotFoundError: ``redis`` is not installed (``teletracker-async[redis]``).
@@ -280,13 +317,17 @@ class RedisTokenStore(CheckedStore):
         *,
         prefix: str = "teletracker",
         timeout: float = REDIS_TIMEOUT,
+        codec: TokenCodec | None = None,
         _check_instance: bool = True,
     ) -> None:
+        given = _Given(url_or_client)  # a URL may hold a password: keep it boxed
+        del url_or_client
         check_name("prefix", prefix)
         check_ttl(timeout)
+        self._codec = check_codec(codec)
         self._prefix = prefix
         self._check = "1" if _check_instance else "0"
-        link = _Link.to(url_or_client, timeout)
+        link = _Link.to(given, timeout)
         self._redis = link.redis
         self._async, self._owned = link.is_async, link.owned
         self._shown, self._where = link.shown, link.where
@@ -297,7 +338,9 @@ class RedisTokenStore(CheckedStore):
         }
 
     def __repr__(self) -> str:
-        return f"RedisTokenStore({self._shown}, prefix={self._prefix!r})"
+        # getattr: an error reporter may show a store that __init__ refused.
+        shown = getattr(self, "_shown", "<not made>")
+        return f"RedisTokenStore({shown}, prefix={getattr(self, '_prefix', None)!r})"
 
     def _keys(self, key: str) -> list[str]:
         base = f"{self._prefix}:{{{key}}}:"
