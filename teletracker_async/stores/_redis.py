@@ -18,13 +18,19 @@ asyncio and trio alike. A ``redis.asyncio.Redis`` client is accepted too (asynci
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 
-from teletracker_async._config import REDIS_TIMEOUT
+from teletracker_async._config import (
+    LEASE_RELEASE_TIMEOUT,
+    MAX_RECORD_BYTES,
+    REDIS_TIMEOUT,
+)
 from teletracker_async.stores._base import (
     CheckedStore,
     Opaque,
@@ -67,6 +73,7 @@ _LOAD = (
 local r = redis.call('HMGET', KEYS[1], 'write_id', 'payload', 'spent', 'fence',
                      'expires', 'run_id')
 if not r[1] then return false end
+if string.len(r[2] or '') > tonumber(ARGV[2]) then return -1 end
 local trusted = 1
 if ARGV[1] == '1' and r[6] ~= run_id() then trusted = 0 end
 return {r[1], r[2], tonumber(r[3]), tonumber(r[4]), tonumber(r[5]) - now_ms(), trusted}
@@ -285,6 +292,7 @@ class RedisTokenStore(CheckedStore):
         check_name("prefix", prefix)
         check_ttl(timeout)
         self._prefix = prefix
+        self._timeout = float(timeout)
         self._check = "1" if _check_instance else "0"
         link = _Link.to(url_or_client, timeout)
         self._redis = link.redis
@@ -306,9 +314,16 @@ class RedisTokenStore(CheckedStore):
     # -- the protocol ------------------------------------------------------------------
 
     async def _load(self, key: str) -> StoredRecord | None:
-        answer = await self._run("load", key, [self._check])
+        answer = await self._run("load", key, [self._check, MAX_RECORD_BYTES])
         if answer is None:
             return None
+        if answer == -1:
+            raise TokenStoreError(
+                f"Redis token store at {self._where}: the record "
+                f"{self._keys(key)[0]} is larger than {MAX_RECORD_BYTES} bytes "
+                "(MAX_RECORD_BYTES): not a token record, refused; delete it to "
+                "start over"
+            )
         write_id, payload, spent, fence, remaining_ms, trusted = answer
         return StoredRecord(
             write_id=bytes(write_id).decode(),
@@ -320,8 +335,39 @@ class RedisTokenStore(CheckedStore):
         )
 
     async def _acquire(self, key: str, holder: str, ttl: float) -> int | None:
-        answer = await self._run("acquire", key, [holder, max(1, round(ttl * 1000))])
+        args = [holder, max(1, round(ttl * 1000))]
+        if not self._async:  # a worker thread: a cancelled caller gets its answer
+            answer = await self._run("acquire", key, args)
+            return None if answer is None else int(answer)
+        # A redis.asyncio call cancelled after its script was sent may still run on
+        # the server, granting a lease nobody would use or release: the call is
+        # finished under a shield (bounded), and a lease won by a cancelled caller
+        # is released before the cancellation goes on.
+        answer = None
+        try:
+            with anyio.CancelScope(shield=True), anyio.fail_after(self._timeout):
+                answer = await self._run("acquire", key, args)
+        except TimeoutError:
+            await self._release_quietly(key, holder)
+            raise TokenStoreError(
+                f"Redis token store at {self._where}: no answer to acquire within "
+                f"{self._timeout:g} s"
+            ) from None
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except anyio.get_cancelled_exc_class():
+            if answer is not None:
+                await self._release_quietly(key, holder)
+            raise
         return None if answer is None else int(answer)
+
+    async def _release_quietly(self, key: str, holder: str) -> None:
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(LEASE_RELEASE_TIMEOUT),
+            contextlib.suppress(TokenStoreError),  # it runs out on its own
+        ):
+            await self._run("release", key, [holder])
 
     async def _release(self, key: str, holder: str) -> bool:
         return bool(await self._run("release", key, [holder]))
