@@ -272,13 +272,16 @@ class RedisTokenStore(CheckedStore):
             closes a client it was given.
         prefix: The start of every key the store writes (``<prefix>:{<key>}:...``).
         timeout: Seconds to connect and to wait for an answer (URL only: a client
-            keeps its own settings).
+            keeps its own settings). With a ``redis.asyncio`` client, a cancelled
+            ``acquire`` waits up to this long for its answer, so that a lease the
+            server granted is released rather than left behind.
 
     Raises:
         ModuleNotFoundError: ``redis`` is not installed (``teletracker-async[redis]``).
 
     Every failure to reach the server, or an error it answers, raises
-    :class:`TokenStoreError` naming the server, never its password.
+    :class:`TokenStoreError` naming the server, never its password; so does a
+    record larger than ``MAX_RECORD_BYTES``.
     """
 
     def __init__(
