@@ -334,6 +334,31 @@ async def test_a_refresher_cancelled_after_spending_leaves_a_login(
     assert lease is not None  # the cancelled holder released its lease
 
 
+async def test_a_cancelled_exchange_stops_its_heartbeat_and_frees_the_lease(
+    fleet: Fleet, heartbeat: float
+) -> None:
+    """The holder's exchange is cancelled mid-flight: its heartbeat stops with it
+    (no store call afterwards) and its lease is released."""
+    beats = Flaky(fleet.store)
+    a = await fleet.add(store=beats)
+    await a.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            await gate.arrived.wait()
+            beats.acquired = anyio.Event()
+            await beats.acquired.wait()  # it beats
+            tg.cancel_scope.cancel()
+    calls = list(beats.calls)
+    await anyio.sleep(20 * heartbeat)
+    assert beats.calls == calls
+    assert calls[-1] == "release"
+    gate.release()
+    assert await fleet.store.acquire(KEY, "someone-else", LEASE_TTL) is not None
+
+
 # -- the lease: short, kept alive by its holder's heartbeat ------------------------------------
 
 HANG_GUARD = 30.0  # seconds: a failure mode (a lease never handed over), not a measure
@@ -369,6 +394,9 @@ async def test_a_live_holder_keeps_its_lease_past_the_ttl_while_its_exchange_run
                 await beats.acquired.wait()  # the next beat
                 assert await fleet.store.acquire(KEY, "another", LEASE_TTL) is None
             gate.release()
+    calls = list(beats.calls)
+    await anyio.sleep(20 * heartbeat)
+    assert beats.calls == calls  # the heartbeat ended with the exchange
     assert stats(a).refused_commits == 0
     assert stats(a).published == 2
     assert fleet.fake.stats.refreshes == 1
