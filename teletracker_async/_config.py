@@ -34,9 +34,13 @@ __all__ = [
     "FLEET_RETRY",
     "FLEET_WAIT",
     "IDEMPOTENT_METHODS",
+    "LEASE_HEARTBEAT",
+    "LEASE_RELEASE_TIMEOUT",
+    "LEASE_TAKEOVER",
     "LEASE_TTL",
     "MAX_ACCOUNT_ID",
     "MAX_BACKOFF",
+    "MAX_RECORD_BYTES",
     "MAX_RETRY_AFTER",
     "REDIS_TIMEOUT",
     "RENEWAL_BACKOFF",
@@ -62,12 +66,23 @@ WAIT_RECHECK = 0.5
 
 #: Login and refresh requests carry their own timeouts (seconds), whatever client
 #: sends them: an exchange that hangs would hold every waiter (and, with a token
-#: store, the fleet's renewal lease). Shorter than :data:`LEASE_TTL`.
+#: store, the fleet's renewal lease, which its holder keeps alive meanwhile).
 EXCHANGE_TIMEOUT = {"connect": 10.0, "read": 20.0, "write": 20.0, "pool": None}
 
 # -- many processes sharing a session through a token store (``stores``) --------------
-#: The renewal lease's time to live: longer than an exchange can take.
-LEASE_TTL = 30.0
+#: The renewal lease's time to live (seconds). Short: its holder extends it every
+#: :data:`LEASE_HEARTBEAT` while its exchange runs, so a holder that dies or freezes
+#: (SIGKILL, SIGSTOP, a stuck event loop) loses it this long after its last beat.
+LEASE_TTL = 1.5
+#: How often a lease holder extends its lease while its exchange runs (seconds):
+#: a third of the TTL, so two beats may be late before the lease runs out.
+LEASE_HEARTBEAT = LEASE_TTL / 3
+#: The promise the two above keep: another process takes over a dead or frozen
+#: holder's lease within this many seconds (the TTL, plus a poll of the store).
+LEASE_TAKEOVER = 2.0
+#: How long a flight's end waits to release its lease (even when cancelled) before
+#: leaving it to run out on its own (seconds).
+LEASE_RELEASE_TIMEOUT = 1.0
 #: Fraction of the refresh margin by which each process moves its own refresh
 #: later, at random, so that a fleet does not reach the store all at once.
 FLEET_JITTER = 0.2
@@ -77,8 +92,9 @@ FLEET_RETRY = 1.0
 #: Past the hard deadline, another process holds the lease: look at the store this
 #: often (jittered +-50 %) for its new session or a free lease...
 FLEET_POLL = 0.1
-#: ... for at most this long, then renew privately (its holder must be stuck).
-FLEET_WAIT = LEASE_TTL + 5.0
+#: ... for at most this long, then renew privately (its holder, alive and beating,
+#: must be stuck in its exchange: longer than an exchange normally takes).
+FLEET_WAIT = 35.0
 #: RedisTokenStore: seconds to connect, and to wait for any answer, before the store
 #: counts as unreachable (a frozen server must cost a TokenStoreError, not a hang).
 REDIS_TIMEOUT = 5.0
@@ -89,6 +105,10 @@ REDIS_TIMEOUT = 5.0
 FILE_LOCK_TIMEOUT = 10.0
 FILE_LOCK_POLL = 0.001
 FILE_LOCK_MAX_POLL = 0.05
+#: Every store: a record larger than this many bytes is refused on reading
+#: (TokenStoreError, like a corrupt record) rather than loaded into memory. A
+#: session's record is a few kilobytes.
+MAX_RECORD_BYTES = 1 << 20
 
 # -- the client -----------------------------------------------------------------------
 #: Connect fast or fail; give reports a minute; never fail a coroutine merely because

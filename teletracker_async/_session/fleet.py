@@ -13,11 +13,19 @@ only talks to the store around one flight of the process's single-flight core:
    winner's record, or keep the fresh session privately.
 3. :meth:`FleetLink.done`, whatever happened: release the lease.
 
+Each flight holds its own lease (its holder id names the process and the flight),
+short (:data:`LEASE_TTL`) and extended by a heartbeat task on the flight's event
+loop while its exchange runs: a holder that dies or freezes (SIGKILL, SIGSTOP, a
+stuck or dead loop) stops beating and another process takes over within
+:data:`LEASE_TAKEOVER`. A heartbeat that fails changes nothing else: the fenced
+commit decides whether a late holder's session is published.
+
 The store is never touched on the request path: only when a renewal is due.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -34,6 +42,8 @@ from teletracker_async._config import (
     FLEET_POLL,
     FLEET_RETRY,
     FLEET_WAIT,
+    LEASE_HEARTBEAT,
+    LEASE_RELEASE_TIMEOUT,
     LEASE_TTL,
     RENEWAL_BACKOFF,
 )
@@ -68,14 +78,18 @@ class _Held:
 
     key: str
     fence: int
+    holder: str
     expected: str | None = None
+    #: Stops the heartbeat (cancelled when the flight ends).
+    beat: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
 
 
 class FleetLink:
     """One auth's side of a token store.
 
-    ``lease_ttl`` and ``wait_limit`` default to :data:`LEASE_TTL` and
-    :data:`FLEET_WAIT` (the fleet tests shorten them, process-wide).
+    ``lease_ttl``, ``heartbeat`` and ``wait_limit`` default to :data:`LEASE_TTL`,
+    :data:`LEASE_HEARTBEAT` and :data:`FLEET_WAIT` (the fleet tests change them,
+    process-wide).
 
     Args:
         store: The store.
@@ -88,6 +102,7 @@ class FleetLink:
     """
 
     lease_ttl: float = LEASE_TTL
+    heartbeat: float = LEASE_HEARTBEAT
     wait_limit: float = FLEET_WAIT
 
     def __init__(
@@ -122,6 +137,11 @@ class FleetLink:
             self._pid = pid
             self._holder = f"{socket.gethostname()}/{pid}/{uuid.uuid4().hex[:12]}"
         return self._holder
+
+    def flight_holder(self, exchange: Exchange) -> str:
+        """The lease holder id of one flight: two flights of this process (a loop
+        that died mid-renewal, then another) never share a lease."""
+        return f"{self.holder}/{exchange.number}"
 
     def key(self, account_id: int | None) -> str:
         return store_key(self._base_url, self._username, account_id)
@@ -161,11 +181,10 @@ class FleetLink:
             _, seen = await self._load(key)
             if core.adoptable(seen, forced=exchange.forced):
                 return self._adopt(exchange, seen)
-            fence = await self._call(
-                self.store.acquire(key, self.holder, self.lease_ttl)
-            )
+            holder = self.flight_holder(exchange)
+            fence = await self._call(self.store.acquire(key, holder, self.lease_ttl))
             if fence is not None:
-                return await self._with_lease(exchange, key, fence)
+                return await self._with_lease(exchange, key, fence, holder)
             # Another process renews. Early, the valid token goes on meanwhile.
             if not exchange.forced:
                 lease = core.defer(exchange, FLEET_RETRY * _jitter(0.2))
@@ -185,9 +204,10 @@ class FleetLink:
             await anyio.sleep(FLEET_POLL * _jitter(0.5))
 
     async def _with_lease(
-        self, exchange: Exchange, key: str, fence: int
+        self, exchange: Exchange, key: str, fence: int, holder: str
     ) -> Lease | None:
-        held = self._held[exchange.number] = _Held(key, fence)
+        held = self._held[exchange.number] = _Held(key, fence, holder)
+        self._start_heartbeat(held)
         write_id, seen = await self._load(key)  # what changed while we asked
         if self._core.adoptable(seen, forced=exchange.forced):
             return self._adopt(exchange, seen)
@@ -269,15 +289,73 @@ class FleetLink:
     # -- 3. whatever happened ---------------------------------------------------------
 
     async def done(self, exchange: Exchange) -> None:
-        """Release the flight's lease, if it holds one (even when cancelled)."""
+        """Stop the heartbeat and release the flight's lease, if it holds one (even
+        when cancelled)."""
         held = self._held.pop(exchange.number, None)
         if held is None:
             return
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self.lease_ttl / 3):
+        held.beat.cancel()
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(LEASE_RELEASE_TIMEOUT),
+        ):
             try:
-                await self._call(self.store.release(held.key, self.holder))
+                await self._call(self.store.release(held.key, held.holder))
             except TokenStoreError as exc:  # it runs out on its own
                 logger.warning("%s; the lease will expire", exc)
+
+    # -- the heartbeat ------------------------------------------------------------------
+
+    def _start_heartbeat(self, held: _Held) -> None:
+        """Extend *held*'s lease from a task of the running loop until the flight
+        ends (:meth:`done`). The exchange itself runs in the HTTP client's hands,
+        outside any task group of ours: the task is spawned on the loop (a system
+        task on trio), so it beats exactly while the loop runs."""
+
+        async def run() -> None:
+            with held.beat:
+                await self._beat(held)
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio: trio
+            import trio  # noqa: PLC0415 - imported only when it runs
+
+            trio.lowlevel.spawn_system_task(run, name="teletracker lease heartbeat")
+            return
+        task = loop.create_task(run())
+        _BEATING.add(task)
+        task.add_done_callback(_BEATING.discard)
+
+    async def _beat(self, held: _Held) -> None:
+        """Extend the lease every :attr:`heartbeat` seconds. A beat that fails is
+        tried again at the next one; a lease found lost is left alone: either way
+        the fenced commit decides, never this task."""
+        while True:
+            await anyio.sleep(self.heartbeat)
+            try:
+                fence = await self._call(
+                    self.store.acquire(held.key, held.holder, self.lease_ttl)
+                )
+            except TokenStoreError as exc:
+                logger.warning("%s; the renewal lease may run out", exc)
+                continue
+            except Exception:  # a third-party store's bug must not end the loop
+                logger.exception("the token store failed to extend the renewal lease")
+                return
+            if fence != held.fence:
+                logger.warning(
+                    "the renewal lease ran out before its heartbeat (a frozen "
+                    "process?): another process may renew; this one's session will "
+                    "be published only if no later lease was handed out"
+                )
+                if fence is not None:  # a fresh lease of no use to this flight
+                    with anyio.CancelScope(shield=True):
+                        try:
+                            await self._call(self.store.release(held.key, held.holder))
+                        except Exception:  # noqa: BLE001 - it runs out on its own
+                            logger.debug("releasing a stray lease failed")
+                return
 
     # -- the store's answers -------------------------------------------------------------
 
@@ -317,6 +395,10 @@ class FleetLink:
             trusted=record.trusted,
             expires_at=loaded_at + remaining,
         )
+
+
+#: The asyncio heartbeat tasks running (the loop keeps weak references only).
+_BEATING: set[object] = set()
 
 
 def _jitter(spread: float) -> float:

@@ -5,13 +5,16 @@ A directory (mode 0700, owned by the user) holds, per key:
 - ``<key>.json``: the record. Every write goes to a fresh 0600 temp file in the same
   directory, is fsynced, renamed over the record (``os.replace``: atomic) and the
   directory is fsynced, so a reader sees the old record or the new one, never a mix.
-- ``<key>.lease``: the renewal lease, an ``flock`` held by the open file of its
-  holder. The file is never unlinked (unlinking a locked file would let a second
-  process lock a new file of the same name). The kernel frees the lock when its
-  holder's process dies, even by ``kill -9``; a live holder keeps it until it
-  releases it: this lease has no time limit of its own.
+- ``<key>.owner``: the renewal lease: its fence, holder, and end (on
+  ``time.monotonic()``, extended by its holder's heartbeat). A holder that dies or
+  freezes stops extending it, and it runs out after its time to live.
+- ``<key>.lease``: an ``flock`` held by the process of the lease's holder, when it
+  could take it. The kernel frees it when that process dies, even by ``kill -9``:
+  a lease whose holder held it, with the lock free, is over at once. The file is
+  never unlinked (unlinking a locked file would let a second process lock a new
+  file of the same name).
 - ``<key>.lock``: a short ``flock`` taken around every read-modify-write
-  (``spend``, ``commit``, and the fence increment of ``acquire``).
+  (``spend``, ``commit``, ``acquire`` and ``release``).
 - ``<key>.fence``: the fence counter.
 
 Trust: a record carries the host's boot id, and its expiry is on
@@ -45,6 +48,7 @@ from teletracker_async._config import (
     FILE_LOCK_MAX_POLL,
     FILE_LOCK_POLL,
     FILE_LOCK_TIMEOUT,
+    MAX_RECORD_BYTES,
 )
 from teletracker_async.stores._base import (
     CheckedStore,
@@ -187,9 +191,44 @@ class _Lease:
     fence: int
 
 
-# Leases held by this process, by (directory device, inode, key): a holder asking
-# again gets its fence back, another holder (another auth, even in this process) is
-# refused, whichever FileTokenStore instance on the same directory it goes through.
+@attrs.frozen
+class _Owner:
+    """The ``<key>.owner`` file: who holds the renewal lease, until when."""
+
+    fence: int
+    holder: str
+    until: float  # time.monotonic() of boot *boot_id*
+    locked: bool  # its process holds the ``<key>.lease`` flock
+    boot_id: str
+
+    def encode(self) -> bytes:
+        return json.dumps(attrs.asdict(self), separators=(",", ":")).encode()
+
+
+def _decode_owner(raw: bytes) -> _Owner | None:
+    try:
+        data = json.loads(raw)
+        fields: dict[str, Any] = data if isinstance(data, dict) else {}
+        fence, holder = fields["fence"], fields["holder"]
+        until, locked, boot = fields["until"], fields["locked"], fields["boot_id"]
+    except Exception:  # noqa: BLE001 - any way of being unreadable is the same answer
+        return None
+    if (
+        isinstance(fence, int)
+        and not isinstance(fence, bool)
+        and isinstance(holder, str)
+        and isinstance(until, (int, float))
+        and not isinstance(until, bool)
+        and isinstance(locked, bool)
+        and isinstance(boot, str)
+    ):
+        return _Owner(fence, holder, float(until), locked, boot)
+    return None
+
+
+# The lease flocks held by this process, by (directory device, inode, key), with
+# the lease they were taken for: whichever FileTokenStore instance on the same
+# directory a holder goes through, a flock is taken once per process.
 _LEASES: dict[tuple[int, int, str], _Lease] = {}
 _LEASES_LOCK = threading.Lock()
 # Threads of this process take a key's mutation lock one at a time (flock alone
@@ -233,10 +272,12 @@ class FileTokenStore(CheckedStore):
             cannot be created, or this host's boot cannot be identified; or the
             platform has no ``flock`` (Windows).
 
-    The lease is an ``flock``: it has no time limit (``acquire``'s *ttl* is checked,
-    not used). The kernel frees it when the holder releases it or its process dies,
-    ``kill -9`` included; a live process keeps it, even a paused one (which is why
-    commits are fenced). An unreadable record file is an error
+    The lease lasts ``acquire``'s *ttl*, extended by each ``acquire`` of its holder
+    (the heartbeat), and ends at once when its holder's process dies (``kill -9``
+    included: the kernel frees the flock that marks it alive). A frozen holder
+    (SIGSTOP) loses it when the *ttl* runs out; commits are fenced, so its late
+    commit is refused. A record larger than ``MAX_RECORD_BYTES`` is refused like
+    an unreadable one. An unreadable record file is an error
     (:class:`TokenStoreError` naming the file), never silently replaced: our own
     writes are atomic, so such a file was put there by something else. Delete it to
     let the fleet start over.
@@ -315,8 +356,9 @@ class FileTokenStore(CheckedStore):
         return await in_thread(lambda: self._guard(self._load_locked, key))
 
     async def _acquire(self, key: str, holder: str, ttl: float) -> int | None:
-        del ttl  # a flock lease ends when its holder releases it or dies
-        return await in_thread(lambda: self._guard(self._acquire_locked, key, holder))
+        return await in_thread(
+            lambda: self._guard(self._acquire_locked, key, holder, ttl)
+        )
 
     async def _release(self, key: str, holder: str) -> bool:
         return await in_thread(lambda: self._guard(self._release_locked, key, holder))
@@ -376,37 +418,96 @@ class FileTokenStore(CheckedStore):
             remaining=record.expires - time.monotonic() if trusted else 0.0,
         )
 
-    def _acquire_locked(self, key: str, holder: str) -> int | None:
+    def _acquire_locked(self, key: str, holder: str, ttl: float) -> int | None:
         ident = (self._dev, self._ino, key)
-        with _LEASES_LOCK:
-            held = _LEASES.get(ident)
-            if held is not None:
-                return held.fence if held.holder == holder else None
-            fd = self._open(f"{key}.lease", _LOCK_FLAGS)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
+        with _LEASES_LOCK, self._mutation(key):
+            now = time.monotonic()
+            fence = self._read_fence(key)
+            owner = self._read_owner(key)
+            if owner is not None and owner.fence == fence:
+                live = owner.until > now and owner.boot_id == self._boot_id
+                if live and owner.holder == holder:  # its heartbeat: extend
+                    extended = attrs.evolve(owner, until=now + ttl)
+                    self._write(f"{key}.owner", extended.encode())
+                    return fence
+                if live and not (owner.locked and self._holder_died(ident, owner)):
                     return None
-                with self._mutation(key):
-                    fence = self._read_fence(key) + 1
-                    self._write(f"{key}.fence", str(fence).encode())
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.close(fd)  # frees the flock: no lease without its fence
-                raise
-            _LEASES[ident] = _Lease(holder, fd, fence)
+            # Free, run out, or its holder's process died: a new lease, a new fence.
+            fence += 1
+            self._write(f"{key}.fence", str(fence).encode())
+            locked = self._lock_lease(ident, key, holder, fence)
+            new = _Owner(fence, holder, now + ttl, locked, self._boot_id)
+            self._write(f"{key}.owner", new.encode())
             return fence
 
-    def _release_locked(self, key: str, holder: str) -> bool:
-        with _LEASES_LOCK:
-            held = _LEASES.get((self._dev, self._ino, key))
-            if held is None or held.holder != holder:
+    def _holder_died(self, ident: tuple[int, int, str], owner: _Owner) -> bool:
+        """Whether the process of *owner*, which held the flock, has ended: the
+        flock is free (taken here, then kept for the next lease)."""
+        mine = _LEASES.get(ident)
+        if mine is not None:
+            # This process holds the flock: the holder is here, and alive (a flight
+            # whose loop died stops beating: its lease runs out).
+            return mine.fence != owner.fence
+        fd = self._open(f"{ident[2]}.lease", _LOCK_FLAGS)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        _LEASES[ident] = _Lease(owner.holder, fd, owner.fence)
+        return True
+
+    def _lock_lease(
+        self, ident: tuple[int, int, str], key: str, holder: str, fence: int
+    ) -> bool:
+        """Mark the new lease's process alive with the flock, when it can be taken
+        (a frozen process that lost its lease may still hold it)."""
+        mine = _LEASES.get(ident)
+        if mine is None:
+            fd = self._open(f"{key}.lease", _LOCK_FLAGS)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
                 return False
-            del _LEASES[self._dev, self._ino, key]
-            os.close(held.fd)  # the only handle on it: the flock goes with it
+            except BaseException:
+                os.close(fd)
+                raise
+            mine = _LEASES[ident] = _Lease(holder, fd, fence)
+        mine.holder, mine.fence = holder, fence
+        return True
+
+    def _release_locked(self, key: str, holder: str) -> bool:
+        ident = (self._dev, self._ino, key)
+        with _LEASES_LOCK, self._mutation(key):
+            owner = self._read_owner(key)
+            mine = _LEASES.get(ident)
+            if mine is not None and mine.holder == holder:
+                del _LEASES[ident]
+                os.close(mine.fd)  # the only handle on it: the flock goes with it
+            if (
+                owner is None
+                or owner.holder != holder
+                or owner.fence != self._read_fence(key)
+            ):
+                return False
+            os.unlink(f"{key}.owner", dir_fd=self._dir_fd)
             return True
+
+    def _read_owner(self, key: str) -> _Owner | None:
+        raw = self._read(f"{key}.owner")
+        if raw is None:
+            return None
+        owner = _decode_owner(raw)
+        if owner is None:
+            raise TokenStoreError(
+                f"file token store: {self._path / (key + '.owner')} is not a lease "
+                "file: delete it to start over"
+            )
+        return owner
 
     def _spend_locked(self, key: str, write_id: str) -> bool:
         with self._mutation(key):
@@ -518,7 +619,15 @@ class FileTokenStore(CheckedStore):
             return None
         try:
             chunks = []
+            size = 0
             while chunk := os.read(fd, 65536):
+                size += len(chunk)
+                if size > MAX_RECORD_BYTES:
+                    raise TokenStoreError(
+                        f"file token store: {self._path / name} is larger than "
+                        f"{MAX_RECORD_BYTES} bytes (MAX_RECORD_BYTES): not a token "
+                        "record, refused; delete it to start over"
+                    )
                 chunks.append(chunk)
             return b"".join(chunks)
         finally:

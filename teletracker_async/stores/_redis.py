@@ -18,13 +18,19 @@ asyncio and trio alike. A ``redis.asyncio.Redis`` client is accepted too (asynci
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 
-from teletracker_async._config import REDIS_TIMEOUT
+from teletracker_async._config import (
+    LEASE_RELEASE_TIMEOUT,
+    MAX_RECORD_BYTES,
+    REDIS_TIMEOUT,
+)
 from teletracker_async.stores._base import (
     CheckedStore,
     Opaque,
@@ -69,6 +75,7 @@ _LOAD = (
 local r = redis.call('HMGET', KEYS[1], 'write_id', 'payload', 'spent', 'fence',
                      'expires', 'run_id')
 if not r[1] then return false end
+if string.len(r[2] or '') > tonumber(ARGV[2]) then return -1 end
 local trusted = 1
 if ARGV[1] == '1' and r[6] ~= run_id() then trusted = 0 end
 return {r[1], r[2], tonumber(r[3]), tonumber(r[4]), tonumber(r[5]) - now_ms(), trusted}
@@ -297,7 +304,9 @@ class RedisTokenStore(CheckedStore):
             closes a client it was given.
         prefix: The start of every key the store writes (``<prefix>:{<key>}:...``).
         timeout: Seconds to connect and to wait for an answer (URL only: a client
-            keeps its own settings).
+            keeps its own settings). With a ``redis.asyncio`` client, a cancelled
+            ``acquire`` waits up to this long for its answer, so that a lease the
+            server granted is released rather than left behind.
         codec: Encrypts every record's payload (the session) before it is sent
             to Redis and decrypts it when read: a :class:`TokenCodec`, such as
             ``cryptography.fernet.Fernet(key)``, or ``MultiFernet([new, old])``
@@ -308,7 +317,8 @@ class RedisTokenStore(CheckedStore):
         ModuleNotFoundError: ``redis`` is not installed (``teletracker-async[redis]``).
 
     Every failure to reach the server, or an error it answers, raises
-    :class:`TokenStoreError` naming the server, never its password.
+    :class:`TokenStoreError` naming the server, never its password; so does a
+    record larger than ``MAX_RECORD_BYTES``.
     """
 
     def __init__(
@@ -326,6 +336,7 @@ class RedisTokenStore(CheckedStore):
         check_ttl(timeout)
         self._codec = check_codec(codec)
         self._prefix = prefix
+        self._timeout = float(timeout)
         self._check = "1" if _check_instance else "0"
         link = _Link.to(given, timeout)
         self._redis = link.redis
@@ -349,9 +360,16 @@ class RedisTokenStore(CheckedStore):
     # -- the protocol ------------------------------------------------------------------
 
     async def _load(self, key: str) -> StoredRecord | None:
-        answer = await self._run("load", key, [self._check])
+        answer = await self._run("load", key, [self._check, MAX_RECORD_BYTES])
         if answer is None:
             return None
+        if answer == -1:
+            raise TokenStoreError(
+                f"Redis token store at {self._where}: the record "
+                f"{self._keys(key)[0]} is larger than {MAX_RECORD_BYTES} bytes "
+                "(MAX_RECORD_BYTES): not a token record, refused; delete it to "
+                "start over"
+            )
         write_id, payload, spent, fence, remaining_ms, trusted = answer
         return StoredRecord(
             write_id=bytes(write_id).decode(),
@@ -363,8 +381,39 @@ class RedisTokenStore(CheckedStore):
         )
 
     async def _acquire(self, key: str, holder: str, ttl: float) -> int | None:
-        answer = await self._run("acquire", key, [holder, max(1, round(ttl * 1000))])
+        args = [holder, max(1, round(ttl * 1000))]
+        if not self._async:  # a worker thread: a cancelled caller gets its answer
+            answer = await self._run("acquire", key, args)
+            return None if answer is None else int(answer)
+        # A redis.asyncio call cancelled after its script was sent may still run on
+        # the server, granting a lease nobody would use or release: the call is
+        # finished under a shield (bounded), and a lease won by a cancelled caller
+        # is released before the cancellation goes on.
+        answer = None
+        try:
+            with anyio.CancelScope(shield=True), anyio.fail_after(self._timeout):
+                answer = await self._run("acquire", key, args)
+        except TimeoutError:
+            await self._release_quietly(key, holder)
+            raise TokenStoreError(
+                f"Redis token store at {self._where}: no answer to acquire within "
+                f"{self._timeout:g} s"
+            ) from None
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except anyio.get_cancelled_exc_class():
+            if answer is not None:
+                await self._release_quietly(key, holder)
+            raise
         return None if answer is None else int(answer)
+
+    async def _release_quietly(self, key: str, holder: str) -> None:
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(LEASE_RELEASE_TIMEOUT),
+            contextlib.suppress(TokenStoreError),  # it runs out on its own
+        ):
+            await self._run("release", key, [holder])
 
     async def _release(self, key: str, holder: str) -> bool:
         return bool(await self._run("release", key, [holder]))

@@ -7,6 +7,7 @@ here every interleaving is driven by hand on a fake clock.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -16,10 +17,13 @@ import anyio
 import attrs
 import httpx
 import pytest
+import trio
 
 from teletracker_async import TeletrackerAuth
-from teletracker_async._config import FLEET_WAIT, LEASE_TTL
+from teletracker_async._config import FLEET_WAIT, LEASE_TAKEOVER, LEASE_TTL
+from teletracker_async._session.machine import NEED, Start
 from teletracker_async.stores import (
+    FileTokenStore,
     MemoryTokenStore,
     StoredRecord,
     StoreStats,
@@ -328,6 +332,161 @@ async def test_a_refresher_cancelled_after_spending_leaves_a_login(
     assert_clean(fleet.fake)
     lease = await fleet.store.acquire(KEY, "someone-else", 5.0)
     assert lease is not None  # the cancelled holder released its lease
+
+
+async def test_a_cancelled_exchange_stops_its_heartbeat_and_frees_the_lease(
+    fleet: Fleet, heartbeat: float
+) -> None:
+    """The holder's exchange is cancelled mid-flight: its heartbeat stops with it
+    (no store call afterwards) and its lease is released."""
+    beats = Flaky(fleet.store)
+    a = await fleet.add(store=beats)
+    await a.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            await gate.arrived.wait()
+            beats.acquired = anyio.Event()
+            await beats.acquired.wait()  # it beats
+            tg.cancel_scope.cancel()
+    calls = list(beats.calls)
+    await anyio.sleep(20 * heartbeat)
+    assert beats.calls == calls
+    assert calls[-1] == "release"
+    gate.release()
+    assert await fleet.store.acquire(KEY, "someone-else", LEASE_TTL) is not None
+
+
+# -- the lease: short, kept alive by its holder's heartbeat ------------------------------------
+
+HANG_GUARD = 30.0  # seconds: a failure mode (a lease never handed over), not a measure
+
+
+@pytest.fixture
+def heartbeat(monkeypatch: pytest.MonkeyPatch) -> float:
+    """A heartbeat many times a second of real time, so that a test on the fake
+    clock can wait for the next beat (the rule is the same whatever the period)."""
+    period = 0.01
+    monkeypatch.setattr("teletracker_async._session.fleet.FleetLink.heartbeat", period)
+    return period
+
+
+async def test_a_live_holder_keeps_its_lease_past_the_ttl_while_its_exchange_runs(
+    fleet: Fleet, heartbeat: float
+) -> None:
+    """The holder's heartbeat extends its short lease for as long as its exchange
+    runs (here ten lease lifetimes): nobody else gets it, and its commit is
+    published, not refused."""
+    beats = Flaky(fleet.store)
+    a = await fleet.add(store=beats)
+    await a.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            await gate.arrived.wait()  # a holds the lease, its refresh in flight
+            for _ in range(20):
+                fleet.clock.advance(LEASE_TTL / 2)
+                beats.acquired = anyio.Event()
+                await beats.acquired.wait()  # the next beat
+                assert await fleet.store.acquire(KEY, "another", LEASE_TTL) is None
+            gate.release()
+    calls = list(beats.calls)
+    await anyio.sleep(20 * heartbeat)
+    assert beats.calls == calls  # the heartbeat ended with the exchange
+    assert stats(a).refused_commits == 0
+    assert stats(a).published == 2
+    assert fleet.fake.stats.refreshes == 1
+    assert_clean(fleet.fake)
+
+
+async def test_a_frozen_holder_is_taken_over_within_the_takeover_time(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder that stops beating (a stuck event loop, SIGSTOP) loses its lease
+    LEASE_TAKEOVER (<= 2 s) after it took it: another process takes over (the record
+    is spent: a login) and the frozen holder's late commit is refused by the fence;
+    it adopts the winner's session. No refresh token is sent twice."""
+    assert LEASE_TAKEOVER <= 2.0
+    monkeypatch.setattr(
+        "teletracker_async._session.fleet.FleetLink.heartbeat", 10 * HANG_GUARD
+    )
+    a, b = await fleet.add(), await fleet.add()
+    await a.get()
+    await b.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            await gate.arrived.wait()  # a spent the record, then froze
+            fleet.clock.advance(LEASE_TAKEOVER)  # b's token has expired too
+            assert (await b.get()).status_code == 200  # took over: a login
+            gate.release()
+    assert stats(a).refused_commits == 1
+    assert stats(b).published == 1
+    assert a.auth.session is not None
+    assert b.auth.session is not None
+    assert a.auth.session.guid == b.auth.session.guid
+    assert fleet.fake.stats.logins == 2
+    assert fleet.fake.stats.refreshes == 1
+    assert_clean(fleet.fake)
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_a_flight_whose_loop_died_holding_the_lease_shares_it_with_nobody(
+    kind: str, runner: str, tmp_path: Any
+) -> None:
+    """A flight takes the lease and its event loop is torn down mid-exchange (its
+    heartbeat dies with it, no release). Its lease runs out: another process gets
+    it, and the next flight of the same process waits for it too and renews under
+    a new fence, instead of sharing the dead flight's."""
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
+    store: TokenStore = (
+        MemoryTokenStore() if kind == "memory" else FileTokenStore(tmp_path / "s")
+    )
+    auth = TeletrackerAuth(
+        USERNAME, PASSWORD, base_url=BASE_URL, clock=clock, store=store
+    )
+    fleet_link = auth._fleet
+    assert fleet_link is not None
+
+    async def start_a_login_and_vanish() -> None:
+        step = auth._core.plan(NEED)
+        assert isinstance(step, Start)
+        assert await fleet_link.prepare(step.exchange) is None  # the lease is ours
+
+    asyncio.run(start_a_login_and_vanish())
+
+    async def another_process_gets_the_lease() -> int:
+        with anyio.fail_after(HANG_GUARD):
+            while (fence := await store.acquire(KEY, "another", LEASE_TTL)) is None:  # noqa: ASYNC110
+                await anyio.sleep(0.05)  # polling the store is the point
+        assert await store.release(KEY, "another")
+        return fence
+
+    async def use() -> int:
+        async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as client:
+            with anyio.fail_after(HANG_GUARD):
+                response = await client.post(f"{BASE_URL}/echo", content=b"x")
+            return response.status_code
+
+    run: Callable[[Callable[[], Any]], Any] = (
+        (lambda main: asyncio.run(main())) if runner == "asyncio" else trio.run
+    )
+    fence = run(another_process_gets_the_lease)
+    assert fence == 2  # the dead flight's was 1
+    assert run(use) == 200
+    record = run(lambda: store.load(KEY))
+    assert record is not None
+    assert record.fence == 3
+    assert fake.stats.logins == 1
+    assert fake.stats.reuse_attempts == 0
 
 
 # -- the store itself failing ---------------------------------------------------------------

@@ -10,6 +10,8 @@ Sized for CI: 6 workers x 10 coroutines, tokens living 4 s, ~10 s per scenario.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.conftest import RedisServer, need_redis_binary
 from tests.support.fleet_worker import (
     ENV_DIE_ONCE,
     ENV_LEASE_TTL,
+    ENV_STOP_ONCE,
     ENV_TRUST_ANY_INSTANCE,
     WORKER,
     worker_env,
@@ -154,6 +157,35 @@ def test_a_refresher_killed_after_rotation_costs_one_login(
     assert_safe(run)
     # One login after the kill; a process kept waiting past the wait limit by a
     # slow holder (a loaded machine) renews privately, and says so.
+    assert 2 <= run.server["logins"] <= 2 + private_renewals(run), run
+
+
+@pytest.mark.parametrize("kind", ["redis", "file"])
+def test_a_refresher_frozen_after_rotation_is_taken_over_and_its_commit_refused(
+    kind: str, served: str, redis: RedisServer, tmp_path: Path
+) -> None:
+    """SIGSTOP of the process whose refresh the server answered, holding the lease:
+    its heartbeat stops, the lease runs out, and another process takes over (the
+    record is spent: one login). SIGCONT then: its late commit is refused by the
+    fence and it adopts the winner's session; no refresh token is sent twice."""
+    store = redis.url if kind == "redis" else f"file:{tmp_path / 'store'}"
+    marker = tmp_path / "stopped"
+    stopped: list[int] = []
+
+    def fault() -> None:
+        wait_for(lambda: marker.exists() and marker.read_text() != "")
+        stopped.append(int(marker.read_text()))
+        try:
+            logins = server_stats(served)["logins"]
+            wait_for(lambda: server_stats(served)["logins"] > logins)  # taken over
+        finally:
+            os.kill(stopped[0], signal.SIGCONT)
+
+    run = fleet(served, store, env={ENV_STOP_ONCE: str(marker)}, during=fault)
+    assert_safe(run)
+    assert len(run.workers) == WORKERS
+    (frozen,) = [w for w in run.workers if w.pid == stopped[0]]
+    assert frozen.store.refused_commits >= 1
     assert 2 <= run.server["logins"] <= 2 + private_renewals(run), run
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import pytest
 
+from teletracker_async._config import MAX_RECORD_BYTES
 from teletracker_async.stores import (
     FileTokenStore,
     MemoryTokenStore,
@@ -218,19 +219,29 @@ async def test_acquire_among_hundreds_has_one_holder(store: TokenStore) -> None:
 
 
 async def test_an_expired_lease_lets_another_holder_in(store: Any) -> None:
-    """Memory and Redis leases end after their ttl, and the next holder gets a
-    larger fence; the file store's flock lease has no time limit (documented)."""
+    """Every store's lease ends after its ttl unless its holder extends it (the
+    file store's too: its holder may be frozen), and the next holder gets a larger
+    fence."""
     fence = await store.acquire(KEY, "a", 0.05)
     assert fence is not None
-    if isinstance(store, FileTokenStore):
-        await anyio.sleep(0.1)
-        assert await store.acquire(KEY, "b", 0.05) is None
-        return
     with anyio.fail_after(HANG_GUARD):
         while (other := await store.acquire(KEY, "b", 30)) is None:  # noqa: ASYNC110
             await anyio.sleep(0.02)  # polling the store is the point
     assert other > fence
     assert await store.release(KEY, "a") is False  # compare-and-delete: not a's
+
+
+async def test_a_record_larger_than_the_cap_is_refused_on_reading(store: Any) -> None:
+    """A 5 MB record (planted, or a bug) is refused with a TokenStoreError naming
+    MAX_RECORD_BYTES, like a corrupt record, rather than loaded into memory."""
+    if isinstance(store, MemoryTokenStore):
+        pytest.skip("the memory store holds only what this process committed")
+    fence = await store.acquire(KEY, "a", 30)
+    assert fence is not None
+    assert MAX_RECORD_BYTES < 5_000_000
+    assert await commit(store, fence, None, payload=b"x" * 5_000_000) is not None
+    with pytest.raises(TokenStoreError, match="MAX_RECORD_BYTES"):
+        await store.load(KEY)
 
 
 @pytest.mark.parametrize(
@@ -337,7 +348,8 @@ async def test_file_store_modes(tmp_path: Path) -> None:
     assert await commit(store, fence, None) is not None
     assert mode(store.path) == 0o700
     names = sorted(p.name for p in store.path.iterdir())
-    assert names == [f"{KEY}.{ext}" for ext in ("fence", "json", "lease", "lock")]
+    exts = ("fence", "json", "lease", "lock", "owner")
+    assert names == [f"{KEY}.{ext}" for ext in exts]
     for name in names:
         assert mode(store.path / name) == 0o600
     assert str(store.path) in repr(store)
@@ -797,6 +809,50 @@ async def test_redis_store_takes_an_asyncio_client(
     finally:
         await store.aclose()
         await (client.aclose() if hasattr(client, "aclose") else client.close())
+
+
+async def test_a_cancelled_asyncio_client_acquire_leaves_no_lease(
+    redis_factory: Any, anyio_backend: str
+) -> None:
+    """A redis.asyncio acquire cancelled while the server has its script (here: a
+    frozen server) must not leave a lease behind when the server runs it: the call
+    is finished and the lease released before the cancellation goes on."""
+    if anyio_backend == "trio":
+        pytest.skip("a redis.asyncio client runs on asyncio only")
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+    server: RedisServer = redis_factory()
+    client = redis_asyncio.Redis(unix_socket_path=str(server.socket))
+    prefix = f"t-{uuid.uuid4().hex}"
+    store = RedisTokenStore(client, prefix=prefix)
+    other = RedisTokenStore(server.url, prefix=prefix)
+    assert await store.acquire(KEY, "warm", 30) is not None  # scripts loaded
+    assert await store.release(KEY, "warm") is True
+    assert await other.load(KEY) is None
+    try:
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as group:
+                server.signal(signal.SIGSTOP)
+                try:
+                    group.start_soon(store.acquire, KEY, "cancelled", 600)
+                    await anyio.sleep(0.3)  # the script is in the server's socket
+                    group.cancel_scope.cancel()
+                    await anyio.sleep(0.1)
+                finally:
+                    server.signal(signal.SIGCONT)
+        # Let the server run what it received while frozen (the cancelled script).
+        await anyio.sleep(0.5)
+        with anyio.fail_after(HANG_GUARD):
+            while True:  # the frozen server answers again
+                try:
+                    fence = await other.acquire(KEY, "other", 30)
+                    break
+                except TokenStoreError:
+                    await anyio.sleep(0.05)
+        assert fence is not None
+    finally:
+        await store.aclose()
+        await other.aclose()
+        await client.aclose()
 
 
 async def test_redis_asyncio_client_errors_are_store_errors(anyio_backend: str) -> None:

@@ -24,6 +24,7 @@ from teletracker_async.stores import TokenStore
 __all__ = [
     "ENV_DIE_ONCE",
     "ENV_LEASE_TTL",
+    "ENV_STOP_ONCE",
     "ENV_TRUST_ANY_INSTANCE",
     "WORKER",
     "worker_env",
@@ -32,7 +33,11 @@ __all__ = [
 #: The first worker to get a refresh answer creates this file and kills itself with
 #: SIGKILL (the server rotated; the store never hears of it).
 ENV_DIE_ONCE = "TELETRACKER_FLEET_DIE_ONCE"
-#: A shorter renewal lease (seconds), so that a killed holder's lease runs out
+#: The first worker to get a refresh answer creates this file, writes its pid in it
+#: and stops itself with SIGSTOP (frozen mid-exchange, holding the lease, the server
+#: rotated): whoever sends it SIGCONT sees what its late commit does.
+ENV_STOP_ONCE = "TELETRACKER_FLEET_STOP_ONCE"
+#: A different renewal lease (seconds), so that a killed holder's lease runs out
 #: within a short test; the bounded wait for a stuck holder shrinks with it.
 ENV_LEASE_TTL = "TELETRACKER_FLEET_LEASE_TTL"
 #: For the control run only: a Redis store that trusts records from any server run,
@@ -57,6 +62,24 @@ def _die_once(marker: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _stop_once(marker: str) -> None:
+    """SIGSTOP this process after a rotation, in the first worker to get here."""
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _on_refresh() -> Callable[[], None] | None:
+    die_once, stop_once = os.environ.get(ENV_DIE_ONCE), os.environ.get(ENV_STOP_ONCE)
+    if die_once:
+        return functools.partial(_die_once, die_once)
+    if stop_once:
+        return functools.partial(_stop_once, stop_once)
+    return None
+
+
 def _store_factory() -> Callable[[str], TokenStore]:
     if os.environ.get(ENV_TRUST_ANY_INSTANCE):
         return functools.partial(fleet_worker.make_store, _check_instance=False)
@@ -69,11 +92,8 @@ def main() -> int:
     if ttl:
         FleetLink.lease_ttl = float(ttl)
         FleetLink.wait_limit = float(ttl) + 5.0
-    die_once = os.environ.get(ENV_DIE_ONCE)
     work = functools.partial(
-        fleet_worker.work,
-        store_factory=_store_factory(),
-        on_refresh=functools.partial(_die_once, die_once) if die_once else None,
+        fleet_worker.work, store_factory=_store_factory(), on_refresh=_on_refresh()
     )
     fleet_worker.write_report(anyio.run(work, args, password, backend=args.backend))
     return 0
