@@ -24,7 +24,7 @@ from teletracker_async._errors import (
     TokenStoreError,
 )
 from teletracker_async._models import AuthSession
-from teletracker_async._reports import CallDataStream
+from teletracker_async._reports import CallDataStream, CallDataWindow
 from teletracker_async._session.flow import TeletrackerAuth
 from teletracker_async._session.schemes import IntegratorAuth, TeletrackerBasicAuth
 
@@ -39,6 +39,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CallDataStream",
+    "CallDataWindow",
     "IntegratorAuth",
     "NotFoundError",
     "OriginMismatchError",

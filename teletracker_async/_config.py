@@ -45,6 +45,7 @@ __all__ = [
     "REDIS_TIMEOUT",
     "RENEWAL_BACKOFF",
     "RETRY_STATUSES",
+    "STREAM_AHEAD_PER_REQUEST",
     "WAIT_RECHECK",
     "user_agent",
 ]
@@ -139,6 +140,9 @@ MAX_BACKOFF = 8.0
 #: The share of each backoff drawn at random: 1.0 is full jitter (a fleet refused at
 #: once does not come back at once), 0.0 none.
 DEFAULT_JITTER = 1.0
+#: ``stream_call_data``'s default ``ahead``, per request in flight: windows held or
+#: in flight besides the one being read = this x ``concurrency`` (benchmarks: stream).
+STREAM_AHEAD_PER_REQUEST = 4
 #: A Retry-After longer than this is not slept through: the error is raised with it
 #: (``RateLimitError.retry_after`` keeps the server's value, uncapped).
 MAX_RETRY_AFTER = 60.0

@@ -47,6 +47,14 @@ PUBLIC_ATTRIBUTES: dict[str, set[str]] = {
     "teletracker_async.CallDataStream": {
         "eta",
         "fraction_done",
+        "held",
+        "window",
+        "windows",
+    },
+    "teletracker_async.CallDataWindow": {
+        "end",
+        "records",
+        "start",
     },
     "teletracker_async.IntegratorAuth": {
         "account_id",
@@ -293,6 +301,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         "AuthenticationError",
         "BadRequestError",
         "CallDataStream",
+        "CallDataWindow",
         "IntegratorAuth",
         "NotFoundError",
         "OriginMismatchError",

@@ -71,8 +71,9 @@ def _check_more_figures(name: str, figures: Any) -> None:
             assert figures[key]["ratio"] > 0
             assert figures[key]["same_client_ratio"] > 0
     elif name == "stream":
-        names = ("ideal", "stream", "stream_ahead4x", "stream_unbounded", "batches")
-        assert all(figures[f"{n}_s"] > 0 for n in names)
+        names = ("ideal", "stream", "stream_unordered", "stream_unbounded", "batches")
+        ahead = tuple(f"stream_ahead{f}x" for f in (2, 3, 4, 6))
+        assert all(figures[f"{n}_s"] > 0 for n in names + ahead)
     elif name == "fleet":
         assert figures["per_request"]["store_calls_during"] == 0
         for run in ("file", "redis", "file_killed", "redis_killed"):
@@ -112,7 +113,8 @@ async def test_stream_workload_runs_at_tiny_size() -> None:
     assert result["slow_windows"] == 1
     table = "\n".join(bench_stream.rows(result))
     assert "| `iter_call_data` (batches) |" in table
-    assert "default ahead = 4" in table
+    assert "default ahead = 8" in table  # STREAM_AHEAD_PER_REQUEST x 2
+    assert "`ordered=False`, ahead = 8" in table
     assert bench_stream.rows(None) == []
 
 

@@ -238,6 +238,21 @@ def test_a_reversed_range_is_a_usage_error() -> None:
     assert done.stderr == "error: --end 2026-01-02 is before --start 2026-01-03\n"
 
 
+@pytest.mark.parametrize("window_days", ["7", "10000000", "1000000000000"])
+def test_a_range_to_the_last_day_and_huge_windows_export(
+    env: dict[str, str], fake: FakeTeletracker, window_days: str
+) -> None:
+    """A range ending on 9999-12-31 and windows wider than any range export every
+    record (the last window clipped), not a traceback."""
+    done = cli(
+        "call-data", "--start", "9999-12-20", "--end", "9999-12-31",
+        "--window-days", window_days, env=env,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "24 call records\n")
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert records[-2:] == fake.records_for(1, date.max)
+
+
 def test_unwritable_output(env: dict[str, str], tmp_path: Path) -> None:
     """An output file that cannot be written is one clear line."""
     done = cli(
