@@ -119,7 +119,7 @@ def memory(mem: dict[str, Any]) -> list[str]:
 
 def peers(peers: dict[str, Any]) -> list[str]:
     lines = [
-        "Peers (4.), each against the fake's OAuth2-shaped `/oauth/token`, same loopback server:",
+        "Peers (4.), each against an OAuth2-shaped `/oauth/token` that the benchmark puts in front of the fake (`benchmarks/_oauth.py`), same loopback server:",
         "",
         "| client | cost vs static header | expiry storm: refreshes / logins / failed | early window: refreshes / stall ms | refresh-token reuse | tokens refreshed twice |",
         "|---|---:|---:|---:|---:|---:|",
