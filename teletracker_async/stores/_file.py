@@ -448,15 +448,9 @@ class FileTokenStore(CheckedStore):
             # This process holds the flock: the holder is here, and alive (a flight
             # whose loop died stops beating: its lease runs out).
             return mine.fence != owner.fence
-        fd = self._open(f"{ident[2]}.lease", _LOCK_FLAGS)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = self._flock_lease(ident[2])
+        if fd is None:
             return False
-        except BaseException:
-            os.close(fd)
-            raise
         _LEASES[ident] = _Lease(owner.holder, fd, owner.fence)
         return True
 
@@ -467,18 +461,26 @@ class FileTokenStore(CheckedStore):
         (a frozen process that lost its lease may still hold it)."""
         mine = _LEASES.get(ident)
         if mine is None:
-            fd = self._open(f"{key}.lease", _LOCK_FLAGS)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+            fd = self._flock_lease(key)
+            if fd is None:
                 return False
-            except BaseException:
-                os.close(fd)
-                raise
             mine = _LEASES[ident] = _Lease(holder, fd, fence)
         mine.holder, mine.fence = holder, fence
         return True
+
+    def _flock_lease(self, key: str) -> int | None:
+        """An open descriptor of ``<key>.lease`` holding its flock, or None when
+        another descriptor holds it."""
+        fd = self._open(f"{key}.lease", _LOCK_FLAGS)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _release_locked(self, key: str, holder: str) -> bool:
         ident = (self._dev, self._ino, key)
