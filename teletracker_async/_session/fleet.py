@@ -329,8 +329,10 @@ class FleetLink:
 
     async def _beat(self, held: _Held) -> None:
         """Extend the lease every :attr:`heartbeat` seconds. A beat that fails is
-        tried again at the next one; a lease found lost is left alone: either way
-        the fenced commit decides, never this task."""
+        tried again at the next one; a lease that ran out (a stalled loop) is taken
+        again when nobody else took it meanwhile, under its new fence (the commit's
+        write id check still refuses it if another holder published); a lease held
+        elsewhere is left alone: the fenced commit decides, never this task."""
         while True:
             await anyio.sleep(self.heartbeat)
             try:
@@ -343,19 +345,21 @@ class FleetLink:
             except Exception:  # a third-party store's bug must not end the loop
                 logger.exception("the token store failed to extend the renewal lease")
                 return
-            if fence != held.fence:
+            if fence is None:
                 logger.warning(
                     "the renewal lease ran out before its heartbeat (a frozen "
-                    "process?): another process may renew; this one's session will "
-                    "be published only if no later lease was handed out"
+                    "process?) and another process holds it: this one's session "
+                    "will not be published over the other's"
                 )
-                if fence is not None:  # a fresh lease of no use to this flight
-                    with anyio.CancelScope(shield=True):
-                        try:
-                            await self._call(self.store.release(held.key, held.holder))
-                        except Exception:  # noqa: BLE001 - it runs out on its own
-                            logger.debug("releasing a stray lease failed")
                 return
+            if fence != held.fence:
+                # It ran out (a late beat) and nobody took it: a new lease, ours.
+                # Keeping the old fence would refuse this flight's own commit.
+                logger.warning(
+                    "the renewal lease ran out before its heartbeat (a stalled "
+                    "event loop?): taken again, nobody else held it"
+                )
+                held.fence = fence
 
     # -- the store's answers -------------------------------------------------------------
 

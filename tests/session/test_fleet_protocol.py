@@ -436,6 +436,37 @@ async def test_a_frozen_holder_is_taken_over_within_the_takeover_time(
     assert_clean(fleet.fake)
 
 
+async def test_a_holder_whose_beat_was_late_publishes_when_nobody_took_over(
+    fleet: Fleet, heartbeat: float
+) -> None:
+    """The holder's loop stalls past the TTL mid-exchange (a GC pause, CPU work)
+    and nobody else takes its lease meanwhile: its heartbeat must not mint itself
+    a new lease (a new fence) that then refuses its own commit. The refreshed
+    session is published and the other process adopts it: one login in all."""
+    beats = Flaky(fleet.store)
+    a, b = await fleet.add(store=beats), await fleet.add()
+    await a.get()
+    await b.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            await gate.arrived.wait()  # a spent the record, its refresh in flight
+            beats.acquired = anyio.Event()
+            await beats.acquired.wait()  # it beats
+            fleet.clock.advance(2 * LEASE_TTL)  # a stall: the lease ran out
+            beats.acquired = anyio.Event()
+            await beats.acquired.wait()  # the first beat after the stall
+            await anyio.sleep(5 * heartbeat)
+            gate.release()
+    assert stats(a).refused_commits == 0
+    assert stats(a).published == 2
+    assert (await b.get()).status_code == 200
+    assert fleet.fake.stats.logins == 1  # b adopted a's refreshed session
+    assert_clean(fleet.fake)
+
+
 @pytest.mark.parametrize("kind", ["memory", "file"])
 @pytest.mark.parametrize("runner", ["asyncio", "trio"])
 def test_a_flight_whose_loop_died_holding_the_lease_shares_it_with_nobody(
