@@ -31,6 +31,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -316,14 +317,14 @@ class FleetLink:
             with held.beat:
                 await self._beat(held)
 
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio: trio
-            import trio  # noqa: PLC0415 - imported only when it runs
-
+        # trio first: run as a guest of an asyncio loop (start_guest_run), a trio
+        # task sees asyncio's loop running too, and an asyncio task could not
+        # enter the trio cancel scope.
+        trio = sys.modules.get("trio")
+        if trio is not None and trio.lowlevel.in_trio_run():
             trio.lowlevel.spawn_system_task(run, name="teletracker lease heartbeat")
             return
-        task = loop.create_task(run())
+        task = asyncio.get_running_loop().create_task(run())
         _BEATING.add(task)
         task.add_done_callback(_BEATING.discard)
 

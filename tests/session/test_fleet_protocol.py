@@ -520,6 +520,49 @@ def test_a_flight_whose_loop_died_holding_the_lease_shares_it_with_nobody(
     assert fake.stats.reuse_attempts == 0
 
 
+def test_the_heartbeat_beats_when_trio_runs_as_a_guest_of_asyncio(
+    heartbeat: float,
+) -> None:
+    """trio run as a guest of an asyncio loop (``trio.lowlevel.start_guest_run``,
+    as GUI and asyncio hosts do): the flight is a trio task while asyncio's loop
+    runs too. Its heartbeat must run as a trio task: made an asyncio task, it died
+    at its first line (a trio cancel scope outside trio), and the live holder lost
+    its lease one TTL into any exchange."""
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
+    beats = Flaky(MemoryTokenStore(clock=clock))
+
+    async def main() -> None:
+        auth = TeletrackerAuth(
+            USERNAME, PASSWORD, base_url=BASE_URL, clock=clock, store=beats
+        )
+        gate = fake.pause_next("login")
+        async with httpx.AsyncClient(
+            auth=auth, transport=fake.transport(), base_url=BASE_URL
+        ) as client:
+            with trio.fail_after(HANG_GUARD):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(client.get, "/echo")
+                    await gate.arrived.wait()  # the lease is held, the login paused
+                    for _ in range(3):
+                        beats.acquired = anyio.Event()
+                        await beats.acquired.wait()  # a beat
+                    gate.release()
+        assert fake.stats.logins == 1
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+        )
+        (await done).unwrap()
+
+    asyncio.run(host())
+
+
 # -- the store itself failing ---------------------------------------------------------------
 
 
