@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -561,6 +562,49 @@ def test_the_heartbeat_beats_when_trio_runs_as_a_guest_of_asyncio(
         (await done).unwrap()
 
     asyncio.run(host())
+
+
+async def test_a_busy_thread_pool_does_not_stop_the_heartbeat(
+    heartbeat: float, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The application fills anyio's default thread pool (40 blocking calls: a web
+    framework's sync endpoints run there) while a file-store holder's exchange is
+    in flight: its heartbeat, which runs the store in a worker thread, must not
+    queue behind them and let its live lease run out to another process."""
+    monkeypatch.setattr(
+        "teletracker_async._session.fleet.FleetLink.lease_ttl", 20 * heartbeat
+    )
+    store = FileTokenStore(tmp_path / "s")
+    other = FileTokenStore(tmp_path / "s")  # "another process": called directly
+    fake = FakeTeletracker(users={USERNAME: PASSWORD})
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, store=store)
+    gate = fake.pause_next("login")
+    unblock = threading.Event()
+    taken = None
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE_URL
+    ) as client:
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.get, "/echo")
+                await gate.arrived.wait()  # the lease is held, the login paused
+                limiter = anyio.to_thread.current_default_thread_limiter()
+
+                async def block() -> None:  # an application's blocking call
+                    await anyio.to_thread.run_sync(unblock.wait)
+
+                for _ in range(int(limiter.total_tokens)):
+                    tg.start_soon(block)
+                while limiter.borrowed_tokens < limiter.total_tokens:  # noqa: ASYNC110
+                    await anyio.sleep(heartbeat)
+                for _ in range(100):  # 5 lease lifetimes
+                    await anyio.sleep(heartbeat)
+                    taken = other._guard(other._acquire_locked, KEY, "other", 1.0)
+                    if taken is not None:
+                        break
+                unblock.set()
+                gate.release()
+    assert taken is None  # the live holder kept its lease
 
 
 # -- the store itself failing ---------------------------------------------------------------
