@@ -45,6 +45,7 @@ __all__ = [
     "REDIS_TIMEOUT",
     "RENEWAL_BACKOFF",
     "RETRY_STATUSES",
+    "STORE_THREADS",
     "STREAM_AHEAD_PER_REQUEST",
     "WAIT_RECHECK",
     "user_agent",
@@ -110,6 +111,10 @@ FILE_LOCK_MAX_POLL = 0.05
 #: (TokenStoreError, like a corrupt record) rather than loaded into memory. A
 #: session's record is a few kilobytes.
 MAX_RECORD_BYTES = 1 << 20
+#: The file store and the sync Redis client run in worker threads of their own,
+#: at most this many at once per event loop: never queued behind the application's
+#: blocking calls in anyio's default pool (a lease's heartbeat must keep beating).
+STORE_THREADS = 16
 
 # -- the client -----------------------------------------------------------------------
 #: Connect fast or fail; give reports a minute; never fail a coroutine merely because

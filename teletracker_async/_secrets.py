@@ -196,9 +196,10 @@ def check_base_url(value: object, name: str = "base_url") -> str:
         )
     try:
         url = httpx.URL(value)
-    except httpx.InvalidURL as exc:
+        host = url.host  # decoded here: a bad IDNA label ("xn--zz") raises
+    except (httpx.InvalidURL, UnicodeError) as exc:  # idna.IDNAError: UnicodeError
         raise ValueError(f"{name} is not a valid URL: {exc}") from None
-    if url.scheme not in ("http", "https") or not url.host:
+    if url.scheme not in ("http", "https") or not host:
         raise ValueError(
             f"{name} must be an http(s) URL with a host, like {DEFAULT_BASE_URL!r};"
             f" got {_url_shown(value)}"

@@ -31,6 +31,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -316,21 +317,23 @@ class FleetLink:
             with held.beat:
                 await self._beat(held)
 
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio: trio
-            import trio  # noqa: PLC0415 - imported only when it runs
-
+        # trio first: run as a guest of an asyncio loop (start_guest_run), a trio
+        # task sees asyncio's loop running too, and an asyncio task could not
+        # enter the trio cancel scope.
+        trio = sys.modules.get("trio")
+        if trio is not None and trio.lowlevel.in_trio_run():
             trio.lowlevel.spawn_system_task(run, name="teletracker lease heartbeat")
             return
-        task = loop.create_task(run())
+        task = asyncio.get_running_loop().create_task(run())
         _BEATING.add(task)
         task.add_done_callback(_BEATING.discard)
 
     async def _beat(self, held: _Held) -> None:
         """Extend the lease every :attr:`heartbeat` seconds. A beat that fails is
-        tried again at the next one; a lease found lost is left alone: either way
-        the fenced commit decides, never this task."""
+        tried again at the next one; a lease that ran out (a stalled loop) is taken
+        again when nobody else took it meanwhile, under its new fence (the commit's
+        write id check still refuses it if another holder published); a lease held
+        elsewhere is left alone: the fenced commit decides, never this task."""
         while True:
             await anyio.sleep(self.heartbeat)
             try:
@@ -343,19 +346,21 @@ class FleetLink:
             except Exception:  # a third-party store's bug must not end the loop
                 logger.exception("the token store failed to extend the renewal lease")
                 return
-            if fence != held.fence:
+            if fence is None:
                 logger.warning(
                     "the renewal lease ran out before its heartbeat (a frozen "
-                    "process?): another process may renew; this one's session will "
-                    "be published only if no later lease was handed out"
+                    "process?) and another process holds it: this one's session "
+                    "will not be published over the other's"
                 )
-                if fence is not None:  # a fresh lease of no use to this flight
-                    with anyio.CancelScope(shield=True):
-                        try:
-                            await self._call(self.store.release(held.key, held.holder))
-                        except Exception:  # noqa: BLE001 - it runs out on its own
-                            logger.debug("releasing a stray lease failed")
                 return
+            if fence != held.fence:
+                # It ran out (a late beat) and nobody took it: a new lease, ours.
+                # Keeping the old fence would refuse this flight's own commit.
+                logger.warning(
+                    "the renewal lease ran out before its heartbeat (a stalled "
+                    "event loop?): taken again, nobody else held it"
+                )
+                held.fence = fence
 
     # -- the store's answers -------------------------------------------------------------
 

@@ -351,6 +351,7 @@ BAD_BASE_URLS = {
     "padded": " https://api.test ",
     "no-scheme": "api.test",
     "password-in-url": "ftp://user:hunter2@api.test",
+    "bad-idna-label": "https://user:hunter2@xn--zz",  # idna's own IDNAError
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -436,6 +437,37 @@ async def test_a_frozen_holder_is_taken_over_within_the_takeover_time(
     assert_clean(fleet.fake)
 
 
+async def test_a_holder_whose_beat_was_late_publishes_when_nobody_took_over(
+    fleet: Fleet, heartbeat: float
+) -> None:
+    """The holder's loop stalls past the TTL mid-exchange (a GC pause, CPU work)
+    and nobody else takes its lease meanwhile: its heartbeat must not mint itself
+    a new lease (a new fence) that then refuses its own commit. The refreshed
+    session is published and the other process adopts it: one login in all."""
+    beats = Flaky(fleet.store)
+    a, b = await fleet.add(store=beats), await fleet.add()
+    await a.get()
+    await b.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            await gate.arrived.wait()  # a spent the record, its refresh in flight
+            beats.acquired = anyio.Event()
+            await beats.acquired.wait()  # it beats
+            fleet.clock.advance(2 * LEASE_TTL)  # a stall: the lease ran out
+            beats.acquired = anyio.Event()
+            await beats.acquired.wait()  # the first beat after the stall
+            await anyio.sleep(5 * heartbeat)
+            gate.release()
+    assert stats(a).refused_commits == 0
+    assert stats(a).published == 2
+    assert (await b.get()).status_code == 200
+    assert fleet.fake.stats.logins == 1  # b adopted a's refreshed session
+    assert_clean(fleet.fake)
+
+
 @pytest.mark.parametrize("kind", ["memory", "file"])
 @pytest.mark.parametrize("runner", ["asyncio", "trio"])
 def test_a_flight_whose_loop_died_holding_the_lease_shares_it_with_nobody(
@@ -487,6 +519,92 @@ def test_a_flight_whose_loop_died_holding_the_lease_shares_it_with_nobody(
     assert record.fence == 3
     assert fake.stats.logins == 1
     assert fake.stats.reuse_attempts == 0
+
+
+def test_the_heartbeat_beats_when_trio_runs_as_a_guest_of_asyncio(
+    heartbeat: float,
+) -> None:
+    """trio run as a guest of an asyncio loop (``trio.lowlevel.start_guest_run``,
+    as GUI and asyncio hosts do): the flight is a trio task while asyncio's loop
+    runs too. Its heartbeat must run as a trio task: made an asyncio task, it died
+    at its first line (a trio cancel scope outside trio), and the live holder lost
+    its lease one TTL into any exchange."""
+    clock = FakeClock()
+    fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
+    beats = Flaky(MemoryTokenStore(clock=clock))
+
+    async def main() -> None:
+        auth = TeletrackerAuth(
+            USERNAME, PASSWORD, base_url=BASE_URL, clock=clock, store=beats
+        )
+        gate = fake.pause_next("login")
+        async with httpx.AsyncClient(
+            auth=auth, transport=fake.transport(), base_url=BASE_URL
+        ) as client:
+            with trio.fail_after(HANG_GUARD):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(client.get, "/echo")
+                    await gate.arrived.wait()  # the lease is held, the login paused
+                    for _ in range(3):
+                        beats.acquired = anyio.Event()
+                        await beats.acquired.wait()  # a beat
+                    gate.release()
+        assert fake.stats.logins == 1
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+        )
+        (await done).unwrap()
+
+    asyncio.run(host())
+
+
+async def test_a_busy_thread_pool_does_not_stop_the_heartbeat(
+    heartbeat: float, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The application fills anyio's default thread pool (40 blocking calls: a web
+    framework's sync endpoints run there) while a file-store holder's exchange is
+    in flight: its heartbeat, which runs the store in a worker thread, must not
+    queue behind them and let its live lease run out to another process."""
+    monkeypatch.setattr(
+        "teletracker_async._session.fleet.FleetLink.lease_ttl", 20 * heartbeat
+    )
+    store = FileTokenStore(tmp_path / "s")
+    other = FileTokenStore(tmp_path / "s")  # "another process": called directly
+    fake = FakeTeletracker(users={USERNAME: PASSWORD})
+    auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=BASE_URL, store=store)
+    gate = fake.pause_next("login")
+    unblock = threading.Event()
+    taken = None
+    async with httpx.AsyncClient(
+        auth=auth, transport=fake.transport(), base_url=BASE_URL
+    ) as client:
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.get, "/echo")
+                await gate.arrived.wait()  # the lease is held, the login paused
+                limiter = anyio.to_thread.current_default_thread_limiter()
+
+                async def block() -> None:  # an application's blocking call
+                    await anyio.to_thread.run_sync(unblock.wait)
+
+                for _ in range(int(limiter.total_tokens)):
+                    tg.start_soon(block)
+                while limiter.borrowed_tokens < limiter.total_tokens:  # noqa: ASYNC110
+                    await anyio.sleep(heartbeat)
+                for _ in range(100):  # 5 lease lifetimes
+                    await anyio.sleep(heartbeat)
+                    taken = other._guard(other._acquire_locked, KEY, "other", 1.0)
+                    if taken is not None:
+                        break
+                unblock.set()
+                gate.release()
+    assert taken is None  # the live holder kept its lease
 
 
 # -- the store itself failing ---------------------------------------------------------------
