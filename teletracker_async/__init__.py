@@ -21,6 +21,7 @@ from teletracker_async._errors import (
     ResponseFormatError,
     ServerError,
     TeletrackerError,
+    TokenCodecError,
     TokenStoreError,
 )
 from teletracker_async._models import AuthSession
@@ -52,6 +53,7 @@ __all__ = [
     "TeletrackerBasicAuth",
     "TeletrackerClient",
     "TeletrackerError",
+    "TokenCodecError",
     "TokenStoreError",
 ]
 

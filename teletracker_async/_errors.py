@@ -9,6 +9,7 @@ Every exception the SDK raises on purpose derives from one root::
     │                              (also a ValueError); nothing was sent
     ├── ResponseFormatError        an answer the SDK cannot read
     ├── TokenStoreError            a token store (``stores``) unreachable or unreadable
+    │   └── TokenCodecError        its codec could not encrypt, or a record not decrypt
     ├── APIConnectionError         the request did not get an answer (transport failure)
     │   └── APITimeoutError        ... because a timeout ran out
     └── APIError                   the server answered with an error
@@ -61,6 +62,7 @@ __all__ = [
     "ResponseFormatError",
     "ServerError",
     "TeletrackerError",
+    "TokenCodecError",
     "TokenStoreError",
     "decode_error_body",
     "detached",
@@ -274,6 +276,15 @@ class TokenStoreError(TeletrackerError):
     The auth survives it: it keeps the valid token and, past the hard deadline,
     logs in privately (unless built with ``store_errors="raise"``). Messages name
     the store, never a password of its URL nor a token it holds.
+    """
+
+
+class TokenCodecError(TokenStoreError):
+    """A store's codec could not encrypt a record (nothing was written) or a
+    record does not decrypt with it (another key, or altered: never used).
+
+    A :class:`TokenStoreError`, handled as one; its own type tells a key problem
+    from an unreachable store.
     """
 
 

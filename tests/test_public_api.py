@@ -314,6 +314,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         "TeletrackerBasicAuth",
         "TeletrackerClient",
         "TeletrackerError",
+        "TokenCodecError",
         "TokenStoreError",
     ]
     assert teletracker_async.DEFAULT_TIMEOUT.pool is None
@@ -481,6 +482,8 @@ def test_stores_all_lists_exactly_its_public_names() -> None:
     assert set(stores.__all__) == public
     assert {"FileTokenStore", "MemoryTokenStore", "RedisTokenStore"} <= public
     assert stores.TokenStoreError is teletracker_async.TokenStoreError
+    assert stores.TokenCodecError is teletracker_async.TokenCodecError
+    assert issubclass(stores.TokenCodecError, stores.TokenStoreError)
     assert issubclass(stores.TokenStoreError, TeletrackerError)
 
 

@@ -53,6 +53,7 @@ from teletracker_async._errors import ResponseFormatError
 from teletracker_async._session.machine import FleetChoice, Seen
 from teletracker_async.stores._base import (
     StoreStats,
+    TokenCodecError,
     TokenStore,
     TokenStoreError,
     new_write_id,
@@ -277,6 +278,10 @@ class FleetLink:
             self.stats.refused_commits += 1
             unknown = None
             _, seen = await self._load(held.key)
+        except TokenCodecError as exc:  # raised before anything was written
+            self.stats.store_errors += 1
+            logger.warning("%s; keeping the new session, not published", exc)
+            unknown, seen = None, None
         except TokenStoreError as exc:
             self.stats.store_errors += 1
             logger.warning("%s; keeping the new session, its publication unknown", exc)

@@ -40,13 +40,14 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from teletracker_async._errors import TokenStoreError
+from teletracker_async._errors import TokenCodecError, TokenStoreError
 
 __all__ = [
     "MemoryTokenStore",
     "StoreStats",
     "StoredRecord",
     "TokenCodec",
+    "TokenCodecError",
     "TokenStore",
     "TokenStoreError",
     "new_write_id",
@@ -311,7 +312,7 @@ class Opaque:
 
 
 def _seal(codec: TokenCodec, box: Opaque, store: object) -> Opaque:
-    """*box*'s payload encrypted; a codec that fails is a :class:`TokenStoreError`
+    """*box*'s payload encrypted; a codec that fails is a :class:`TokenCodecError`
     raised after its exception is gone (its frames hold the payload)."""
     try:
         sealed: object = codec.encrypt(box.data)  # a third party's: checked
@@ -322,12 +323,14 @@ def _seal(codec: TokenCodec, box: Opaque, store: object) -> Opaque:
             return Opaque(sealed)
         failure = f"encrypt returned {type(sealed).__name__}, not bytes"
         del sealed  # whatever it is, not in the raising frame
-    raise TokenStoreError(f"The codec of {store!r} could not encrypt: {failure}")
+    raise TokenCodecError(
+        f"The codec of {store!r} could not encrypt: {failure}; nothing was written"
+    )
 
 
 def _unseal(codec: TokenCodec, record: StoredRecord, store: object) -> bytes:
     """*record*'s payload decrypted; one that does not decrypt (a wrong key, an
-    altered record) is a :class:`TokenStoreError`: the record is unreadable."""
+    altered record) is a :class:`TokenCodecError`: the record is unreadable."""
     try:
         opened: object = codec.decrypt(record.payload)  # a third party's: checked
     except Exception as exc:  # noqa: BLE001 - InvalidToken, or whatever else
@@ -337,7 +340,7 @@ def _unseal(codec: TokenCodec, record: StoredRecord, store: object) -> bytes:
             return opened
         failure = f"decrypt returned {type(opened).__name__}, not bytes"
         del opened  # whatever it is, not in the raising frame
-    raise TokenStoreError(
+    raise TokenCodecError(
         f"The record {record.write_id!r} of {store!r} does not decrypt with the "
         f"store's codec ({failure}: another key, or altered): not used"
     )

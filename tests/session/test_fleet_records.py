@@ -519,10 +519,6 @@ class FailsOnce:
         return self.inner.decrypt(token)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review i20: a codec failure counts as 'publication unknown' (open)",
-)
 async def test_a_session_whose_record_failed_to_encrypt_is_refreshed_not_relogged(
     fake: FakeTeletracker, clock: FakeClock
 ) -> None:
