@@ -190,9 +190,10 @@ def check_base_url(value: object, name: str = "base_url") -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if value != value.strip():
+    if any(c.isspace() or not c.isprintable() for c in value):
         raise ValueError(
-            f"{name} must not start or end with white space; got {_url_shown(value)}"
+            f"{name} must not hold white space or control characters;"
+            f" got {_url_shown(value)!r}"
         )
     try:
         url = httpx.URL(value)
@@ -204,6 +205,8 @@ def check_base_url(value: object, name: str = "base_url") -> str:
             f"{name} must be an http(s) URL with a host, like {DEFAULT_BASE_URL!r};"
             f" got {_url_shown(value)}"
         )
+    if url.port is not None and not 0 < url.port <= 65535:
+        raise ValueError(f"{name} names port {url.port}: ports are 1 to 65535")
     if url.query or url.fragment:
         raise ValueError(f"{name} must not carry a query string or a fragment")
     return value.rstrip("/")

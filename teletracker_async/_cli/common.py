@@ -68,7 +68,9 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
     if (
         sys.platform == "win32"
         or threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        # Ignored, or a handler installed from C (getsignal: None) that could not
+        # be put back afterwards.
+        or signal.getsignal(signal.SIGTERM) in (signal.SIG_IGN, None)
     ):
         yield
         return

@@ -187,6 +187,38 @@ def test_an_ignored_sigterm_stays_ignored(
     assert seen == [signal.SIG_IGN]
 
 
+def test_a_sigterm_handler_installed_from_c_is_left_alone(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM handler that Python did not install (getsignal says None) cannot
+    be put back once replaced: the CLI leaves it in place instead of failing with
+    a TypeError as it restores it."""
+    getsignal = signal.getsignal
+    replaced: list[int] = []
+    setsignal = signal.signal
+
+    def from_c(signum: int) -> object:
+        return None if signum == signal.SIGTERM else getsignal(signum)
+
+    def recording(signum: int, handler: Any) -> Any:
+        if signum == signal.SIGTERM:
+            replaced.append(signum)
+        return setsignal(signum, handler)
+
+    async def nothing(args: Any, auth: TeletrackerAuth, stream: IO[str]) -> int:
+        return 0
+
+    monkeypatch.setattr(export, "_export", nothing)
+    monkeypatch.setattr(signal, "getsignal", from_c)
+    monkeypatch.setattr(signal, "signal", recording)
+    done = cli(
+        "call-data", "--start", "2026-01-01", "--end", "2026-01-01",
+        "--output", str(tmp_path / "calls.jsonl"), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert replaced == []
+
+
 @pytest.mark.parametrize("at", ["open", "mode"])
 def test_ctrl_c_while_the_temp_file_is_made_leaves_nothing_behind(
     at: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -131,7 +131,7 @@ async def test_credentials_build_a_bearer_auth(fake: FakeTeletracker) -> None:
         (
             {"username": "u", "password": "p", "base_url": "https://a.test "},
             ValueError,
-            "base_url must not start or end with white space",
+            "base_url must not hold white space",
         ),
         (
             {

@@ -352,6 +352,9 @@ BAD_BASE_URLS = {
     "no-scheme": "api.test",
     "password-in-url": "ftp://user:hunter2@api.test",
     "bad-idna-label": "https://user:hunter2@xn--zz",  # idna's own IDNAError
+    "port-past-65535": "https://user:hunter2@api.test:99999",
+    "space-in-host": "https://ho st",
+    "tab-in-path": "https://api.test/v1\t",
 }
 
 

@@ -830,5 +830,5 @@ async def test_header_schemes_refuse_other_origins(
 
 def test_base_url_with_white_space_is_refused() -> None:
     """' https://…' would become a host with %20 in it: refused, naming base_url."""
-    with pytest.raises(ValueError, match="base_url must not start or end with white"):
+    with pytest.raises(ValueError, match="base_url must not hold white space"):
         TeletrackerAuth(USERNAME, PASSWORD, base_url="https://api.teletracker.net ")
