@@ -84,6 +84,8 @@ class _Held:
     expected: str | None = None
     #: Stops the heartbeat (cancelled when the flight ends).
     beat: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
+    #: Set once the heartbeat has stopped, its last store call landed.
+    stopped: anyio.Event = attrs.field(factory=anyio.Event)
 
 
 class FleetLink:
@@ -305,6 +307,9 @@ class FleetLink:
             anyio.CancelScope(shield=True),
             anyio.move_on_after(LEASE_RELEASE_TIMEOUT),
         ):
+            # A beat in a worker thread cannot be cancelled: released before it
+            # lands, the lease would be taken again, and left behind.
+            await held.stopped.wait()
             try:
                 await self._call(self.store.release(held.key, held.holder))
             except TokenStoreError as exc:  # it runs out on its own
@@ -319,8 +324,11 @@ class FleetLink:
         task on trio), so it beats exactly while the loop runs."""
 
         async def run() -> None:
-            with held.beat:
-                await self._beat(held)
+            try:
+                with held.beat:
+                    await self._beat(held)
+            finally:
+                held.stopped.set()
 
         # trio first: run as a guest of an asyncio loop (start_guest_run), a trio
         # task sees asyncio's loop running too, and an asyncio task could not

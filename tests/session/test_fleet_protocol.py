@@ -360,6 +360,31 @@ async def test_a_cancelled_exchange_stops_its_heartbeat_and_frees_the_lease(
     assert await fleet.store.acquire(KEY, "someone-else", LEASE_TTL) is not None
 
 
+async def test_a_beat_that_lands_after_the_exchange_leaves_no_lease_behind(
+    fleet: Fleet, heartbeat: float
+) -> None:
+    """A beat still in the store (a worker thread: it cannot be cancelled) when the
+    exchange ends lands before the lease is released, not after it: no lease is
+    left behind to stall the next renewal."""
+    beats = Flaky(fleet.store)
+    a = await fleet.add(store=beats)
+    await a.get()
+    fleet.clock.advance(LIFETIME - 1)
+    gate = fleet.fake.pause_next("refresh")
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.get)
+            await gate.arrived.wait()  # a holds the lease, its refresh in flight
+            beats.stuck = anyio.Event()
+            beats.acquired = anyio.Event()
+            await beats.acquired.wait()  # a beat is in the store, stuck
+            gate.release()
+            await anyio.wait_all_tasks_blocked()  # the flight ends around it
+            beats.stuck.set()
+    assert beats.calls[-1] == "release"
+    assert await fleet.store.acquire(KEY, "someone-else", LEASE_TTL) is not None
+
+
 # -- the lease: short, kept alive by its holder's heartbeat ------------------------------------
 
 HANG_GUARD = 30.0  # seconds: a failure mode (a lease never handed over), not a measure
@@ -620,6 +645,8 @@ class Flaky:
     distrust: bool = False
     thawed: anyio.Event | None = None
     acquired: anyio.Event | None = None  # set on the next acquire
+    #: Acquires wait for it, uncancellable (a store call in a worker thread).
+    stuck: anyio.Event | None = None
     calls: list[str] = attrs.field(factory=list)
 
     def _check(self, name: str) -> None:
@@ -640,6 +667,9 @@ class Flaky:
         self._check("acquire")
         if self.acquired is not None:
             self.acquired.set()
+        if self.stuck is not None:
+            with anyio.CancelScope(shield=True):
+                await self.stuck.wait()
         return await self.inner.acquire(key, holder, ttl)
 
     async def release(self, key: str, holder: str) -> bool:
