@@ -521,15 +521,36 @@ async def test_iter_call_data_keeps_date_order(
 async def test_iter_call_data_surfaces_the_first_error_and_cancels(
     client: TeletrackerClient, fake: FakeTeletracker
 ) -> None:
-    """One window fails: that error comes out and the held windows are cancelled."""
+    """One window of a batch fails: the windows after it are cancelled at once
+    (nothing left waiting at the server for them), those before it finish and
+    their records come out first, then the error. Which window fails is whichever
+    request arrives fourth, so the test reads it off the server."""
     await client.session()
     gate = fake.pause_next("data", times=3)  # three windows hang at the server
-    fake.fail_next("data", 404)  # the fourth fails
-    records = client.iter_call_data("2026-01-01", "2026-01-10", concurrency=4)
-    with pytest.raises(NotFoundError):
-        await records.__anext__()
-    assert gate.arrived.is_set()  # the three were really held at the server...
-    assert gate.waiting == 0  # ...and were cancelled: nothing left behind
+    fake.fail_next("data", 404)  # the fourth to arrive fails
+    got: list[Any] = []
+    records = client.iter_call_data("2026-01-01", "2026-01-04", concurrency=4)
+
+    async def drain() -> None:
+        async for record in records:
+            got.append(record)  # noqa: PERF401 - as they come, up to the error
+
+    async def pull() -> None:
+        with pytest.raises(NotFoundError):
+            await drain()
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pull)
+            while not any(r.status == 404 for r in fake.requests):  # noqa: ASYNC110
+                await anyio.sleep(0.001)  # polling the fake's log is the point
+            await anyio.wait_all_tasks_blocked()
+            failed = next(r for r in fake.requests if r.status == 404)
+            before = (date.fromisoformat(failed.query["start_date"]).day) - 1
+            assert gate.waiting == before  # the windows after it were cancelled
+            gate.release()  # the windows before it finish
+    assert len(got) == before * fake.records_per_day
+    assert gate.waiting == 0
 
 
 async def test_iter_call_data_can_be_abandoned(
