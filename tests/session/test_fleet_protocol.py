@@ -32,7 +32,7 @@ from teletracker_async.stores import (
     TokenStoreError,
     store_key,
 )
-from teletracker_async.testing import FakeClock, FakeTeletracker
+from teletracker_async.testing import FakeClock, FakeGate, FakeTeletracker
 from tests.conftest import BASE_URL, PASSWORD, USERNAME
 
 pytestmark = pytest.mark.anyio
@@ -340,11 +340,7 @@ async def test_a_cancelled_exchange_stops_its_heartbeat_and_frees_the_lease(
 ) -> None:
     """The holder's exchange is cancelled mid-flight: its heartbeat stops with it
     (no store call afterwards) and its lease is released."""
-    beats = Flaky(fleet.store)
-    a = await fleet.add(store=beats)
-    await a.get()
-    fleet.clock.advance(LIFETIME - 1)
-    gate = fleet.fake.pause_next("refresh")
+    beats, a, gate = await due_for_a_refresh(fleet)
     with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             tg.start_soon(a.get)
@@ -366,11 +362,7 @@ async def test_a_beat_that_lands_after_the_exchange_leaves_no_lease_behind(
     """A beat still in the store (a worker thread: it cannot be cancelled) when the
     exchange ends lands before the lease is released, not after it: no lease is
     left behind to stall the next renewal."""
-    beats = Flaky(fleet.store)
-    a = await fleet.add(store=beats)
-    await a.get()
-    fleet.clock.advance(LIFETIME - 1)
-    gate = fleet.fake.pause_next("refresh")
+    beats, a, gate = await due_for_a_refresh(fleet)
     with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             tg.start_soon(a.get)
@@ -390,6 +382,16 @@ async def test_a_beat_that_lands_after_the_exchange_leaves_no_lease_behind(
 HANG_GUARD = 30.0  # seconds: a failure mode (a lease never handed over), not a measure
 
 
+async def due_for_a_refresh(fleet: Fleet) -> tuple[Flaky, Proc, FakeGate]:
+    """A process on a watched store, logged in, its token due: its next request
+    refreshes, and the refresh is held at the server until the gate opens."""
+    beats = Flaky(fleet.store)
+    a = await fleet.add(store=beats)
+    await a.get()
+    fleet.clock.advance(LIFETIME - 1)
+    return beats, a, fleet.fake.pause_next("refresh")
+
+
 @pytest.fixture
 def heartbeat(monkeypatch: pytest.MonkeyPatch) -> float:
     """A heartbeat many times a second of real time, so that a test on the fake
@@ -405,11 +407,7 @@ async def test_a_live_holder_keeps_its_lease_past_the_ttl_while_its_exchange_run
     """The holder's heartbeat extends its short lease for as long as its exchange
     runs (here ten lease lifetimes): nobody else gets it, and its commit is
     published, not refused."""
-    beats = Flaky(fleet.store)
-    a = await fleet.add(store=beats)
-    await a.get()
-    fleet.clock.advance(LIFETIME - 1)
-    gate = fleet.fake.pause_next("refresh")
+    beats, a, gate = await due_for_a_refresh(fleet)
     with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             tg.start_soon(a.get)
