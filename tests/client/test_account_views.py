@@ -115,7 +115,7 @@ async def test_an_odd_account_in_the_answer_is_ignored(
 async def test_for_account_gives_each_account_its_own_session(
     fake: FakeTeletracker, clock: FakeClock, stack: str
 ) -> None:
-    """50 accounts, 10 requests each, at once, through one client and one pool: one
+    """50 accounts, 4 requests each, at once, through one client and one pool: one
     login per account, every record from the account asked for."""
     fake.add_user("puller", "pw-puller", list(range(1, 51)))
     auth = bearer_auth_class(stack)(
@@ -132,7 +132,7 @@ async def test_for_account_gives_each_account_its_own_session(
 
         async with anyio.create_task_group() as tg:
             for account in range(1, 51):
-                for _ in range(10):
+                for _ in range(4):
                     tg.start_soon(pull, account)
         assert seen == {account: {account} for account in range(1, 51)}
         assert fake.stats.logins == 50

@@ -62,7 +62,7 @@ async def test_httpx2_header_schemes(fake: FakeTeletracker, scheme: str) -> None
 
 
 @pytest.mark.parametrize(
-    "coroutines", [400, pytest.param(2000, marks=pytest.mark.slow)], ids=str
+    "coroutines", [100, pytest.param(2000, marks=pytest.mark.slow)], ids=str
 )
 async def test_one_session_across_stacks(
     clock: FakeClock, fake: FakeTeletracker, coroutines: int

@@ -130,13 +130,13 @@ def assert_clean(fake: FakeTeletracker) -> None:
 
 @pytest.mark.parametrize(
     ("expiries", "per_process"),
-    [(1, 50), pytest.param(6, 100, marks=pytest.mark.slow)],
+    [(1, 25), pytest.param(6, 100, marks=pytest.mark.slow)],
     ids=str,
 )
 async def test_processes_share_one_login_and_one_refresh_per_expiry(
     fleet: Fleet, expiries: int, per_process: int
 ) -> None:
-    """Eight 'processes' x 50 coroutines over an expiry (x 100 over six in the slow
+    """Eight 'processes' x 25 coroutines over an expiry (x 100 over six in the slow
     tier): one login, one refresh per expiry fleet-wide, no refused request, and no
     store call on the request path."""
     procs = [await fleet.add() for _ in range(8)]
@@ -494,12 +494,20 @@ async def test_a_holder_whose_beat_was_late_publishes_when_nobody_took_over(
 @pytest.mark.parametrize("kind", ["memory", "file"])
 @pytest.mark.parametrize("runner", ["asyncio", "trio"])
 def test_a_flight_whose_loop_died_holding_the_lease_shares_it_with_nobody(
-    kind: str, runner: str, tmp_path: Any
+    kind: str,
+    runner: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    recheck: float,
 ) -> None:
     """A flight takes the lease and its event loop is torn down mid-exchange (its
     heartbeat dies with it, no release). Its lease runs out: another process gets
     it, and the next flight of the same process waits for it too and renews under
-    a new fence, instead of sharing the dead flight's."""
+    a new fence, instead of sharing the dead flight's. (The lease lasts 0.2 s of
+    real time here, and waiters recheck the dead loop every 0.1 s: the rules are
+    the same whatever the periods.)"""
+    ttl = 0.2
+    monkeypatch.setattr("teletracker_async._session.fleet.FleetLink.lease_ttl", ttl)
     clock = FakeClock()
     fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
     store: TokenStore = (
@@ -520,8 +528,8 @@ def test_a_flight_whose_loop_died_holding_the_lease_shares_it_with_nobody(
 
     async def another_process_gets_the_lease() -> int:
         with anyio.fail_after(HANG_GUARD):
-            while (fence := await store.acquire(KEY, "another", LEASE_TTL)) is None:  # noqa: ASYNC110
-                await anyio.sleep(0.05)  # polling the store is the point
+            while (fence := await store.acquire(KEY, "another", ttl)) is None:  # noqa: ASYNC110
+                await anyio.sleep(0.01)  # polling the store is the point
         assert await store.release(KEY, "another")
         return fence
 
@@ -620,7 +628,7 @@ async def test_a_busy_thread_pool_does_not_stop_the_heartbeat(
                     tg.start_soon(block)
                 while limiter.borrowed_tokens < limiter.total_tokens:  # noqa: ASYNC110
                     await anyio.sleep(heartbeat)
-                for _ in range(100):  # 5 lease lifetimes
+                for _ in range(60):  # 3 lease lifetimes
                     await anyio.sleep(heartbeat)
                     taken = other._guard(other._acquire_locked, KEY, "other", 1.0)
                     if taken is not None:

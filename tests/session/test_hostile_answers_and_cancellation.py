@@ -375,10 +375,10 @@ async def test_a_stalled_login_times_out_instead_of_hanging(
     held every request forever (httpcore waits without limit by default)."""
     monkeypatch.setattr(
         "teletracker_async._secrets.EXCHANGE_TIMEOUT",
-        {"connect": 5.0, "read": 0.2, "write": 5.0, "pool": None},
+        {"connect": 5.0, "read": 0.1, "write": 5.0, "pool": None},
     )
     fake = FakeTeletracker(users={USERNAME: PASSWORD})
-    fake.delay_next("login", 1.0)  # long past the read timeout
+    fake.delay_next("login", 0.5)  # long past the read timeout
     with fake.serving() as url:
         auth = TeletrackerAuth(USERNAME, PASSWORD, base_url=url)
         async with httpx.AsyncClient(auth=auth, base_url=url, timeout=None) as client:  # noqa: S113 - the point

@@ -138,8 +138,14 @@ async def test_spend_succeeds_once_per_write_id(store: TokenStore) -> None:
     assert await store.spend(KEY, newer) is True
 
 
-async def test_spend_has_one_winner_among_hundreds(store: TokenStore) -> None:
-    """300 concurrent spenders of one record: exactly one wins, three times over."""
+@pytest.mark.parametrize(
+    "spenders", [100, pytest.param(1000, marks=pytest.mark.slow)], ids=str
+)
+async def test_spend_has_one_winner_among_hundreds(
+    store: TokenStore, spenders: int
+) -> None:
+    """Hundreds of concurrent spenders of one record (a thousand in the slow tier):
+    exactly one wins, three times over."""
     fence = await store.acquire(KEY, "a", 60)
     assert fence is not None
     expected: str | None = None
@@ -153,9 +159,9 @@ async def test_spend_has_one_winner_among_hundreds(store: TokenStore) -> None:
 
         with anyio.fail_after(HANG_GUARD):
             async with anyio.create_task_group() as group:
-                for _ in range(300):
+                for _ in range(spenders):
                     group.start_soon(spender)
-        assert len(wins) == 300
+        assert len(wins) == spenders
         assert wins.count(True) == 1
         expected = write_id
 
@@ -204,8 +210,14 @@ async def test_acquire_is_idempotent_and_exclusive(store: TokenStore) -> None:
     assert await store.release(KEY, "b") is True
 
 
-async def test_acquire_among_hundreds_has_one_holder(store: TokenStore) -> None:
-    """300 holders race for one free lease: exactly one gets it."""
+@pytest.mark.parametrize(
+    "holders", [100, pytest.param(1000, marks=pytest.mark.slow)], ids=str
+)
+async def test_acquire_among_hundreds_has_one_holder(
+    store: TokenStore, holders: int
+) -> None:
+    """Hundreds of holders (a thousand in the slow tier) race for one free lease:
+    exactly one gets it."""
     fences: list[int | None] = []
 
     async def contender(holder: str) -> None:
@@ -213,7 +225,7 @@ async def test_acquire_among_hundreds_has_one_holder(store: TokenStore) -> None:
 
     with anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as group:
-            for n in range(300):
+            for n in range(holders):
                 group.start_soon(contender, f"h{n}")
     assert len([f for f in fences if f is not None]) == 1
 
@@ -499,7 +511,10 @@ async def test_file_store_lease_is_per_holder_across_instances(tmp_path: Path) -
     assert await one.acquire(KEY, "b", 30) == (fence or 0) + 1
 
 
-async def test_file_store_reads_are_never_torn(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "rounds", [20, pytest.param(200, marks=pytest.mark.slow)], ids=str
+)
+async def test_file_store_reads_are_never_torn(tmp_path: Path, rounds: int) -> None:
     """Readers loading while writers commit (threads of the worker pool) see the
     old record or the new one: never an unparseable one."""
     store = FileTokenStore(tmp_path / "s")
@@ -511,7 +526,7 @@ async def test_file_store_reads_are_never_torn(tmp_path: Path) -> None:
 
     async def writer(n: int) -> None:
         nonlocal refused
-        for round_ in range(40):
+        for round_ in range(rounds):
             record = await store.load(KEY)
             expected = None if record is None else record.write_id
             payload = payloads[(n + round_) % len(payloads)]
@@ -519,7 +534,7 @@ async def test_file_store_reads_are_never_torn(tmp_path: Path) -> None:
                 refused += 1
 
     async def reader() -> None:
-        for _ in range(150):
+        for _ in range(4 * rounds):
             record = await store.load(KEY)
             if record is not None:
                 seen.append(record.payload)
