@@ -12,8 +12,8 @@ A full run writes ``results/latest.md`` and ``latest.json``; ``--quick`` and
 Adding a workload is one line in ``WORKLOADS``: a coroutine function taking its
 sizes as keywords, a renderer for its figures, and full / quick sizes.
 
-The README quotes ``results/latest.md`` verbatim: after a full run,
-``uv run python -m benchmarks.readme`` copies it between the README's markers.
+The documentation's Benchmarks page (docs/benchmarks.md) includes
+``results/latest.md`` verbatim when the site is built.
 ``--from-json results/latest.json`` renders a saved run again (after a change to
 a renderer) without measuring anything.
 """
