@@ -85,6 +85,7 @@ BLOCKS = [block for page in PAGES for block in blocks_of(page)]
 RUN = [block for block in BLOCKS if block.skip is None and not block.conftest]
 SCRIPTS = [pytest.param(b, id=b.where) for b in RUN if b.test_file is None]
 TEST_FILES = [pytest.param(b, id=b.where) for b in RUN if b.test_file is not None]
+NOT_RUN_BLOCKS = [pytest.param(b, id=b.where) for b in BLOCKS if b.skip is not None]
 
 
 def test_the_collector_finds_the_pages_blocks() -> None:
@@ -181,3 +182,10 @@ def test_test_files_pass_as_written(block: Block, pytester: pytest.Pytester) -> 
         result.stdout.str()
     )
     assert set(outcomes) <= {"passed", "seconds"}, result.stdout.str()
+
+
+@pytest.mark.parametrize("block", NOT_RUN_BLOCKS)
+def test_blocks_marked_not_run_are_reported(block: Block) -> None:
+    """A block the pages mark as not run shows in the test report, with its reason."""
+    assert block.skip is not None
+    pytest.skip(f"{block.where}: {block.skip}")
