@@ -1,6 +1,6 @@
 """Run the benchmarks, print a Markdown report, write it (and JSON) to results/.
 
-    uv run python -m benchmarks                  # every workload, ~15 minutes
+    uv run python -m benchmarks                  # every workload (a long run)
     uv run python -m benchmarks --quick          # every workload at smoke size
     uv run python -m benchmarks --only NAME ...  # some workloads (names below)
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run the teletracker_async benchmarks."
     )
-    parser.add_argument("--quick", action="store_true", help="smoke sizes, ~1 minute")
+    parser.add_argument("--quick", action="store_true", help="smoke sizes (minutes on 2 cores)")
     parser.add_argument(
         "--only",
         nargs="+",
