@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run the teletracker_async benchmarks."
     )
-    parser.add_argument("--quick", action="store_true", help="smoke sizes (minutes on 2 cores)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke sizes (minutes on 2 cores)"
+    )
     parser.add_argument(
         "--only",
         nargs="+",
