@@ -1,6 +1,6 @@
 """Run the benchmarks, print a Markdown report, write it (and JSON) to results/.
 
-    uv run python -m benchmarks                  # every workload, ~15 minutes
+    uv run python -m benchmarks                  # every workload (a long run)
     uv run python -m benchmarks --quick          # every workload at smoke size
     uv run python -m benchmarks --only NAME ...  # some workloads (names below)
 
@@ -12,8 +12,8 @@ A full run writes ``results/latest.md`` and ``latest.json``; ``--quick`` and
 Adding a workload is one line in ``WORKLOADS``: a coroutine function taking its
 sizes as keywords, a renderer for its figures, and full / quick sizes.
 
-The README quotes ``results/latest.md`` verbatim: after a full run,
-``uv run python -m benchmarks.readme`` copies it between the README's markers.
+The documentation's Benchmarks page (docs/benchmarks.md) includes
+``results/latest.md`` verbatim when the site is built.
 ``--from-json results/latest.json`` renders a saved run again (after a change to
 a renderer) without measuring anything.
 """
@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run the teletracker_async benchmarks."
     )
-    parser.add_argument("--quick", action="store_true", help="smoke sizes, ~1 minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke sizes (minutes on 2 cores)"
+    )
     parser.add_argument(
         "--only",
         nargs="+",

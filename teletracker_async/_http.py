@@ -191,7 +191,7 @@ def _keeping_no_answer_cookies(module: ModuleType) -> type[Any]:
       cookie one account's answer set onto every other account's requests;
     - httpx copies each answer into a urllib cookie jar: most of the difference
       between the two by-hand floors of ``benchmarks/bench_request_json.py`` (a
-      plain client against this one; the README quotes the run).
+      plain client against this one; docs/benchmarks.md includes the run).
 
     Cookies you give (``cookies=``, or set on ``client.http.cookies``) are sent as
     with any client. Both stacks read the jar through the ``cookies`` property only

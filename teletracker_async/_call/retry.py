@@ -105,7 +105,7 @@ class Retry:
     share ``jitter`` is drawn at random. A wait that would end past the deadline
     gives up at once with the real error.
 
-    Args:
+    Attributes:
         max_attempts: Tries in all, the first included (>= 1; 1 turns retries off).
         backoff: Seconds of the first backoff, doubled for each later one (>= 0).
         max_backoff: The longest backoff, in seconds (>= 0).

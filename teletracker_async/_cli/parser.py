@@ -179,7 +179,7 @@ def _add_demo(demo_parser: argparse.ArgumentParser) -> None:
         "--connections",
         type=positive(int),
         default=8,
-        help="the client's connection pool (loopback needs few; see the README)",
+        help="the client's connection pool (loopback needs few; see docs/guides/data-pullers.md)",
     )
     add(
         "--lifetime",

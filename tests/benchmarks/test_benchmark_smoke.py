@@ -14,7 +14,7 @@ import pytest
 from benchmarks.__main__ import WORKLOADS, main, report
 from benchmarks._harness import run_here, run_in_child
 
-from benchmarks import bench_auth, readme
+from benchmarks import bench_auth
 
 #: Benchmark smoke runs are the slow tier: `uv run pytest -m slow`.
 pytestmark = pytest.mark.slow
@@ -150,13 +150,3 @@ def test_runner_runs_a_workload_in_a_child_and_writes_the_report(
 def test_a_failing_child_names_the_workload() -> None:
     with pytest.raises(RuntimeError, match="workload no_such_workload failed"):
         run_in_child("no_such_workload", quick=True)
-
-
-def test_readme_splices_the_report_between_its_markers() -> None:
-    text = f"intro\n{readme.BEGIN}\nold figures\n{readme.END}\noutro\n"
-    spliced = readme.splice(text, "| new | figures |\n")
-    assert spliced == (
-        f"intro\n{readme.BEGIN}\n\n| new | figures |\n\n{readme.END}\noutro\n"
-    )
-    with pytest.raises(ValueError, match="lacks the markers"):
-        readme.splice("no markers here", "x")
