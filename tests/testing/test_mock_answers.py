@@ -314,3 +314,19 @@ async def test_an_error_answer_on_login_is_a_refused_login() -> None:
         async with TeletrackerClient(USERNAME, PASSWORD, base_url=BASE_URL) as client:
             with pytest.raises(AuthenticationError):
                 await client.call_data(DAY, DAY)
+
+
+async def test_the_answers_serve_an_httpx_mock_transport() -> None:
+    """A handler for httpx.MockTransport, handed to the client, returns them as
+    they are."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/auth/login":
+            return login_answer(token="t1")
+        assert request.headers["authorization"] == "Bearer t1"
+        return NO_RECORDS
+
+    async with TeletrackerClient(
+        USERNAME, PASSWORD, base_url=BASE_URL, transport=httpx.MockTransport(handler)
+    ) as client:
+        assert await client.call_data(DAY, DAY) == []
