@@ -320,6 +320,31 @@ def test_all_lists_exactly_the_public_names() -> None:
     assert teletracker_async.DEFAULT_TIMEOUT.pool is None
 
 
+def test_the_testing_kit_exports_exactly_its_names() -> None:
+    """teletracker_async.testing's __all__, pinned: the fake, its clock, and the
+    answers for mocking libraries."""
+    from teletracker_async import testing  # noqa: PLC0415
+
+    assert testing.__all__ == [
+        "Endpoint",
+        "EndpointHandler",
+        "FakeClock",
+        "FakeGate",
+        "FakeRequest",
+        "FakeResponse",
+        "FakeStats",
+        "FakeTeletracker",
+        "RecordedRequest",
+        "error_answer",
+        "login_answer",
+        "refresh_answer",
+    ]
+    for name in ("error_answer", "login_answer", "refresh_answer"):
+        function = getattr(testing, name)
+        assert function.__module__.startswith("teletracker_async.testing")
+        assert function.__doc__
+
+
 def test_version_comes_from_package_metadata() -> None:
     """__version__ is the installed distribution's version, whatever its number."""
     assert teletracker_async.__version__ == importlib.metadata.version(

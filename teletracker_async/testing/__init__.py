@@ -20,6 +20,12 @@ The package has three parts, as trio's ``testing`` does:
   :meth:`FakeTeletracker.serving` (that app on a loopback port);
 - time: :class:`FakeClock` and :class:`FakeGate`.
 
+For tests that mock httpx instead (respx, pytest-httpx, ``httpx.MockTransport``),
+:func:`login_answer`, :func:`refresh_answer` and :func:`error_answer` build the API's
+answers as ``httpx.Response`` objects, from the same builders as the fake's::
+
+    respx.post(f"{base_url}/auth/login") % login_answer(token="t1")
+
 A pytest plugin (``teletracker_async.testing.pytest_plugin``, loaded by pytest through
 its ``pytest11`` entry point, never by this package) offers them as fixtures:
 ``teletracker_clock``, ``teletracker_fake``, ``teletracker_client`` and
@@ -31,6 +37,11 @@ endpoint that answers with the body it got (for tests of request replay), and
 """
 
 from teletracker_async.testing._clock import FakeClock, FakeGate
+from teletracker_async.testing._mock_answers import (
+    error_answer,
+    login_answer,
+    refresh_answer,
+)
 from teletracker_async.testing._rules import (
     Endpoint,
     EndpointHandler,
@@ -50,4 +61,7 @@ __all__ = [
     "FakeStats",
     "FakeTeletracker",
     "RecordedRequest",
+    "error_answer",
+    "login_answer",
+    "refresh_answer",
 ]

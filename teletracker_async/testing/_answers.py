@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -14,6 +14,8 @@ import attrs
 from teletracker_async.testing._wire import FakeRequest, FakeResponse
 
 __all__ = [
+    "REFRESH_TOKEN_LIFETIME",
+    "TOKEN_LIFETIME",
     "FakeStats",
     "api_seconds",
     "api_stamp",
@@ -21,7 +23,14 @@ __all__ = [
     "multipart",
     "read_form",
     "refusal",
+    "refusal_body",
+    "token_answer",
 ]
+
+#: Seconds a bearer token lives unless told otherwise: the API's documented example.
+TOKEN_LIFETIME = 3600.0
+#: Seconds a refresh token lives unless told otherwise.
+REFRESH_TOKEN_LIFETIME = 30 * 86400.0
 
 
 @attrs.define
@@ -49,9 +58,43 @@ class FakeStats:
 json_answer = FakeResponse.json
 
 
+def refusal_body(message: str, **more: Any) -> dict[str, Any]:
+    """The body of the API's refusals: ``success: false``, a message, *more* fields."""
+    return {"success": False, "message": message, **more}
+
+
 def refusal(status: int, message: str, **more: Any) -> FakeResponse:
-    """The API's refusal: ``success: false`` with a message (and *more* fields)."""
-    return json_answer({"success": False, "message": message, **more}, status)
+    """The API's refusal, on *status*."""
+    return json_answer(refusal_body(message, **more), status)
+
+
+def token_answer(
+    *,
+    guid: str,
+    token: str,
+    refresh_token: str,
+    token_lifetime: float,
+    refresh_token_lifetime: float,
+    issued_at: datetime,
+    account_id: int | None = None,
+) -> FakeResponse:
+    """A login or refresh answer (they share one shape), issued at wall time
+    *issued_at*; ``accountId`` only when *account_id* is given (the documentation
+    shows none)."""
+    answer: dict[str, Any] = {
+        "success": True,
+        "guid": guid,
+        "token": token,
+        "tokenExpiration": api_stamp(issued_at + timedelta(seconds=token_lifetime)),
+        "tokenLifetime": api_seconds(token_lifetime),
+        "refreshToken": refresh_token,
+        "refreshTokenExpiration": api_stamp(
+            issued_at + timedelta(seconds=refresh_token_lifetime)
+        ),
+    }
+    if account_id is not None:
+        answer["accountId"] = account_id
+    return json_answer(answer)
 
 
 def api_seconds(value: float) -> int | float:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-from teletracker_async.testing._answers import FakeStats, json_answer
+from teletracker_async.testing._answers import FakeStats, json_answer, refusal_body
 from teletracker_async.testing._clock import FakeGate
 from teletracker_async.testing._wire import Dropped, FakeRequest, FakeResponse
 
@@ -63,11 +63,7 @@ class FaultRules:
         endpoints) or the name of an endpoint added with :meth:`add_endpoint`; so
         for every knob below.
         """
-        payload = (
-            body
-            if body is not None
-            else {"success": False, "message": "Injected failure"}
-        )
+        payload = body if body is not None else refusal_body("Injected failure")
         self._push(
             endpoint, _Fault("status", status, payload, dict(headers or {})), times
         )

@@ -29,6 +29,8 @@ import attrs
 import httpx
 
 from teletracker_async.testing._answers import (
+    REFRESH_TOKEN_LIFETIME,
+    TOKEN_LIFETIME,
     FakeStats,
     json_answer,
     multipart,
@@ -166,8 +168,8 @@ class FakeTeletracker(SessionRules, FaultRules):
         self,
         users: Mapping[str, str | tuple[str, Iterable[int]]] | None = None,
         *,
-        token_lifetime: float = 3600.0,
-        refresh_token_lifetime: float = 30 * 86400.0,
+        token_lifetime: float = TOKEN_LIFETIME,
+        refresh_token_lifetime: float = REFRESH_TOKEN_LIFETIME,
         expired_status: Literal[401, 403] = 401,
         clock: Callable[[], float] = time.monotonic,
         wall_clock_skew: float = 0.0,

@@ -6,18 +6,17 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Literal
 
 import attrs
 
 from teletracker_async.testing._answers import (
     FakeStats,
-    api_seconds,
-    api_stamp,
     json_answer,
     read_form,
     refusal,
+    token_answer,
 )
 from teletracker_async.testing._wire import FakeRequest, FakeResponse
 
@@ -128,21 +127,15 @@ class SessionRules:
         return session, self._issue(session)
 
     def _token_answer(self, session: _Session, token: str) -> FakeResponse:
-        wall = self.wall_time()
-        answer: dict[str, Any] = {
-            "success": True,
-            "guid": session.guid,
-            "token": token,
-            "tokenExpiration": api_stamp(wall + timedelta(seconds=self.token_lifetime)),
-            "tokenLifetime": api_seconds(self.token_lifetime),
-            "refreshToken": session.refresh_token,
-            "refreshTokenExpiration": api_stamp(
-                wall + timedelta(seconds=self.refresh_token_lifetime)
-            ),
-        }
-        if self.account_id_in_answers:
-            answer["accountId"] = session.account_id
-        return json_answer(answer)
+        return token_answer(
+            guid=session.guid,
+            token=token,
+            refresh_token=session.refresh_token,
+            token_lifetime=self.token_lifetime,
+            refresh_token_lifetime=self.refresh_token_lifetime,
+            issued_at=self.wall_time(),
+            account_id=session.account_id if self.account_id_in_answers else None,
+        )
 
     def _login(self, request: FakeRequest) -> FakeResponse:
         form = read_form(request)
