@@ -9,7 +9,9 @@ none of this repository's settings reach it.
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -238,3 +240,50 @@ def test_a_misused_client_fixture_does_not_break_later_tests(
     result = _run(pytester)
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.no_fnmatch_line("*AssertionError*")
+
+
+GUIDE = Path(__file__).parents[2] / "docs" / "guides" / "test-harnesses.md"
+FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def _harness(ini: str, body: str) -> str:
+    if "asyncio_mode = auto" in ini:
+        return "auto"
+    if "mark.anyio" in body:
+        return "anyio"
+    return "session-loop" if 'loop_scope="session"' in body else "strict"
+
+
+def _guide_test_files() -> list[tuple[str, str, str]]:
+    """Each python test file of the guide, with the ini block just before it."""
+    files = []
+    ini = "[pytest]\n"
+    for language, body in FENCE.findall(GUIDE.read_text(encoding="utf-8")):
+        if language == "ini":
+            ini = body
+        elif language == "python" and "def test_" in body:
+            files.append((_harness(ini, body), ini, body))
+            ini = "[pytest]\n"
+    return files
+
+
+def test_the_guide_shows_every_harness() -> None:
+    """The guide has a test file for anyio, strict, auto and the session loop."""
+    files = _guide_test_files()
+    assert len(files) == 4
+    assert sorted(f[0] for f in files) == ["anyio", "auto", "session-loop", "strict"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("ini", "body"), [pytest.param(i, b, id=h) for h, i, b in _guide_test_files()]
+)
+def test_the_guides_test_files_pass_as_written(
+    ini: str, body: str, pytester: pytest.Pytester
+) -> None:
+    """Every test file in docs/guides/test-harnesses.md passes in a bare project."""
+    _project(pytester, ini, test_guide=body)
+    result = _run(pytester)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= body.count("def test_"), result.stdout.str()
+    assert set(outcomes) <= {"passed", "warnings", "seconds"}, result.stdout.str()
