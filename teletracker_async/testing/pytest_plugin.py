@@ -131,7 +131,8 @@ def teletracker_client(
         yield from runner.run_asyncgen_fixture(entered, {})
 
 
-_NOT_UNDER_ANYIO = """{test} asks for teletracker_client, an async fixture that runs only under anyio's \
+_NOT_UNDER_ANYIO = """\
+{test} asks for teletracker_client, an async fixture that runs only under anyio's \
 pytest plugin (mark the test with @pytest.mark.anyio). Under pytest-asyncio or any \
 other harness, ask for teletracker_make_client and open the client in the test:
     async with teletracker_make_client() as client: ..."""

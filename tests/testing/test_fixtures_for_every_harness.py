@@ -228,6 +228,16 @@ def test_client_fixture_outside_anyio_names_the_factory(
     result.stdout.fnmatch_lines(["*teletracker_make_client*"])
 
 
+def test_client_fixture_in_an_auto_mode_anyio_test_says_auto_mode_took_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """An anyio test that auto mode also marks asyncio gets an error saying so."""
+    _project(pytester, AUTO_INI, conftest=ANYIO_CONFTEST, test_user=ANYIO_TESTS)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "test_client")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*marked both anyio and asyncio*"])
+
+
 @pytest.mark.slow
 def test_a_misused_client_fixture_does_not_break_later_tests(
     pytester: pytest.Pytester,
