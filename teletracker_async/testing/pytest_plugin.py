@@ -114,6 +114,9 @@ def teletracker_client(
         pytest.fail(_NOT_UNDER_ANYIO.format(test=request.node.nodeid), pytrace=False)
     if request.node.get_closest_marker("asyncio") is not None:
         pytest.fail(_TAKEN_BY_ASYNCIO.format(test=request.node.nodeid), pytrace=False)
+    # A sync fixture that enters anyio's shared test runner itself (as anyio's own
+    # fixture hook does): pytest-asyncio's auto mode claims every async fixture and
+    # would open the client on its asyncio loop, even for a trio test.
     from anyio.pytest_plugin import (  # noqa: PLC0415
         extract_backend_and_options,
         get_runner,
