@@ -6,7 +6,9 @@ The blocks are found in the Markdown source, and each is run unmodified:
   a pytest file: it is written out under that name, with the page's ``# conftest.py``
   blocks, and run by pytest in a bare directory, where only the installed plugins
   (ours, anyio's) help it; every test in it must pass;
-- a block preceded by ``<!-- not run: reason -->`` is skipped with that reason, and a
+- a block preceded by ``<!-- not run: reason -->`` is skipped with that reason, one
+  preceded by ``<!-- run by: tests/....py -->`` is run by that module (in a project
+  of its own configuration), and a
   block holding only ``--8<--`` lines includes files that are run by their owners;
 - any other block is a script: it runs in this process on asyncio and on trio (its
   ``anyio.run`` is pointed at the backend), with ``TELETRACKER_BASE_URL``,
@@ -37,6 +39,7 @@ ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(.+?)\s*-->")
+RUN_BY = re.compile(r"<!--\s*run by:\s*(\S+?)\s*-->")
 TEST_FILE = re.compile(r"#\s*((?:test_\w+|\w+_test)\.py)\s*\n")
 CONFTEST = re.compile(r"#\s*conftest\.py\s*\n")
 
@@ -71,9 +74,12 @@ def blocks_of(page: Path) -> list[Block]:
         before = text[: found.start()].rstrip("\n").rsplit("\n", 1)[-1]
         code = found.group(1)
         not_run = NOT_RUN.search(before)
+        run_by = RUN_BY.search(before)
         skip = None
         if not_run:
             skip = not_run.group(1)
+        elif run_by:
+            skip = f"run by {run_by.group(1)}, with its own configuration"
         elif all(line.lstrip().startswith("--8<--") for line in code.splitlines()):
             skip = "it includes files, which their owners run"
         line = text.count("\n", 0, found.start()) + 1
@@ -112,6 +118,16 @@ def test_every_skipped_block_says_why() -> None:
     """Skipping is visible in the page's source, with a reason."""
     for block in BLOCKS:
         assert block.skip is None or block.skip.strip(), block.where
+
+
+def test_every_block_run_elsewhere_names_a_test_that_reads_its_page() -> None:
+    """``<!-- run by: tests/....py -->`` names a test module that exists and reads
+    the block's page, so that the block is run, not merely said to be."""
+    for page in PAGES:
+        for found in RUN_BY.finditer(page.read_text(encoding="utf-8")):
+            runner = ROOT / found.group(1)
+            assert runner.is_file(), f"{page.name}: {found.group(1)} does not exist"
+            assert page.name in runner.read_text(encoding="utf-8"), runner
 
 
 @pytest.fixture(scope="module")
