@@ -157,7 +157,12 @@ def skip_unless_importable(code: str) -> None:
                 pytest.skip(f"the block imports {root}, not installed here")
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    # The scripts as written run on asyncio (anyio.run's default); the slow tier runs
+    # each on trio as well.
+    "backend",
+    ["asyncio", pytest.param("trio", marks=pytest.mark.slow)],
+)
 @pytest.mark.parametrize("block", SCRIPTS)
 def test_scripts_run_as_written(
     block: Block,
