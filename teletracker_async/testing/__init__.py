@@ -28,8 +28,9 @@ answers as ``httpx.Response`` objects, from the same builders as the fake's::
 
 A pytest plugin (``teletracker_async.testing.pytest_plugin``, loaded by pytest through
 its ``pytest11`` entry point, never by this package) offers them as fixtures:
-``teletracker_clock``, ``teletracker_fake``, ``teletracker_client`` and
-``teletracker_server``.
+``teletracker_clock``, ``teletracker_fake``, ``teletracker_server``,
+``teletracker_make_client`` (a client factory for any async harness) and
+``teletracker_client`` (for tests that anyio's plugin runs).
 
 Besides the documented endpoints the fake offers ``POST /echo``, an authenticated
 endpoint that answers with the body it got (for tests of request replay), and
