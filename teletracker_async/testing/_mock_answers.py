@@ -66,7 +66,8 @@ def login_answer(
         TypeError: An argument of the wrong type.
         ValueError: An empty token, one with spaces, control or non-ASCII
             characters (the message never quotes it), a lifetime that is not a
-            positive finite number, an account id below 1, a naive *issued_at*.
+            positive finite number, an account id below 1, a naive *issued_at*,
+            an expiration past the year 9999.
     """
     return _token_answer(
         token=token,
@@ -195,17 +196,26 @@ def _token_answer(
         raise TypeError(f"issued_at must be a datetime, not {type(issued_at).__name__}")
     elif issued_at.utcoffset() is None:
         raise ValueError("issued_at must be timezone-aware (the API states offsets)")
-    return _response(
-        token_answer(
-            guid=_word("guid", guid),
-            token=_word("token", token),
-            refresh_token=_word("refresh_token", refresh_token),
-            token_lifetime=_seconds("lifetime", lifetime),
-            refresh_token_lifetime=_seconds("refresh_lifetime", refresh_lifetime),
+    guid, token = _word("guid", guid), _word("token", token)
+    refresh_token = _word("refresh_token", refresh_token)
+    lifetime = _seconds("lifetime", lifetime)
+    refresh_lifetime = _seconds("refresh_lifetime", refresh_lifetime)
+    try:
+        answer = token_answer(
+            guid=guid,
+            token=token,
+            refresh_token=refresh_token,
+            token_lifetime=lifetime,
+            refresh_token_lifetime=refresh_lifetime,
             issued_at=issued_at,
             account_id=account_id,
         )
-    )
+    except OverflowError:
+        raise ValueError(
+            "issued_at plus lifetime or refresh_lifetime makes an expiration past "
+            "the year 9999"
+        ) from None
+    return _response(answer)
 
 
 def _response(answer: FakeResponse) -> httpx.Response:

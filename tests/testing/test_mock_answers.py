@@ -146,6 +146,13 @@ async def test_a_token_answer_has_the_fakes_own_shape(fake: FakeTeletracker) -> 
         ({"lifetime": "3600"}, TypeError, "lifetime must be a number of seconds"),
         ({"lifetime": True}, TypeError, "lifetime must be a number of seconds"),
         ({"refresh_lifetime": 0}, ValueError, "refresh_lifetime must be a positive"),
+        ({"lifetime": 1e12}, ValueError, "expiration past the year 9999"),
+        ({"refresh_lifetime": 1e12}, ValueError, "expiration past the year 9999"),
+        (
+            {"issued_at": datetime.max.replace(tzinfo=timezone.utc)},
+            ValueError,
+            "expiration past the year 9999",
+        ),
         ({"token": ""}, ValueError, "token must be"),
         ({"token": "two words"}, ValueError, "token must be"),
         ({"token": "t\u00e9"}, ValueError, "token must be"),
