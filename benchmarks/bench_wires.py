@@ -279,6 +279,7 @@ async def _one_run(  # noqa: PLR0917
     return {
         "finished": True,
         "requests": len(latencies),
+        "seconds": elapsed,
         "rps": len(latencies) / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
