@@ -3,11 +3,14 @@
     uv run python -m benchmarks                  # every workload (a long run)
     uv run python -m benchmarks --quick          # every workload at smoke size
     uv run python -m benchmarks --only NAME ...  # some workloads (names below)
+    uv run python -m benchmarks --only wires --rounds 1 --cells 30:100:500
+                                                 # fewer rounds or cells than its own
 
 Each workload runs in a fresh Python process (``benchmarks._harness``), so none
 inherits another's heap or peak memory; the report keeps the order of ``WORKLOADS``.
 A full run writes ``results/latest.md`` and ``latest.json``; ``--quick`` and
-``--only`` write ``results/quick.*`` / ``results/only.*`` and never touch latest.
+``--only`` (or ``--rounds``, ``--requests``, ``--cells``) write ``results/quick.*`` /
+``results/only.*`` and never touch latest.
 
 Adding a workload is one line in ``WORKLOADS``: a coroutine function taking its
 sizes as keywords, a renderer for its figures, and full / quick sizes.
@@ -37,6 +40,7 @@ from benchmarks import (
     bench_loopback,
     bench_request_json,
     bench_stream,
+    bench_wires,
     render,
     suite,
 )
@@ -60,12 +64,26 @@ WORKLOADS: dict[str, Workload] = {
     "loopback": Workload(bench_loopback.loopback, bench_loopback.render, {"cells": _CELLS, "requests": 1500, "rounds": 3}, {"cells": _QUICK_CELL, "requests": 40, "rounds": 1}),
     "limits": Workload(bench_loopback.loopback, bench_loopback.render, {"cells": _LIMIT_CELLS, "clients": _OURS, "requests": 1500, "rounds": 2}, {"cells": _QUICK_CELL, "clients": _OURS, "requests": 40, "rounds": 1}),
     "limits_30ms": Workload(bench_loopback.loopback, bench_loopback.render, {"cells": _LIMIT_CELLS, "clients": _OURS, "requests": 2000, "rounds": 2, "latency": 0.03}, {"cells": _QUICK_CELL, "clients": _OURS, "requests": 40, "rounds": 1, "latency": 0.03}),
+    "wires": Workload(bench_wires.wires, bench_wires.render, {}, {"cells": ((30, 8, 20),), "requests": 40, "rounds": 1}, needs=("aiohttp", "httpx_aiohttp"), timeout=3 * 3600),
     "peers": Workload(suite.peers, render.peers, {"coroutines": 1000, "cost_requests": 300, "lifetime": 6.0}, {"coroutines": 20, "cost_requests": 10, "lifetime": 2.0}, needs=("authlib", "httpx_auth")),
     "memory": Workload(suite.memory, render.memory, {"requests": 100_000, "refreshes": 100}, {"requests": 200, "refreshes": 2}),
     "memory_static": Workload(suite.memory, render.memory, {"requests": 100_000, "refreshes": 100, "static": True}, {"requests": 200, "refreshes": 2, "static": True}),
     "stream": Workload(bench_stream.measure, bench_stream.rows, {}, {"rounds": 1}),
     "fleet": Workload(bench_fleet.workload, bench_fleet.render, {}, {"requests": 200, "rounds": 1, "seconds": 4.0, "lease_ttl": 2.0}),
 }  # fmt: skip
+
+
+def _cell(text: str) -> tuple[float, ...]:
+    """A cell of ``--cells``: three numbers joined by colons."""
+    try:
+        numbers = tuple(float(part) for part in text.split(":"))
+    except ValueError:
+        numbers = ()
+    if len(numbers) != 3:
+        raise argparse.ArgumentTypeError(
+            f"a cell is A:B:C (three numbers), not {text!r}"
+        )
+    return tuple(int(n) if n.is_integer() else n for n in numbers)
 
 
 def machine() -> str:
@@ -85,7 +103,7 @@ def report(results: dict[str, Any], machine: str, command: str) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Run the teletracker_async benchmarks."
     )
@@ -108,7 +126,36 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="run nothing: render the report of a saved run (latest.json) again",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--rounds", type=int, metavar="N", help="rounds, for the workloads that take it"
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        metavar="N",
+        help="requests per run, for the workloads that take it",
+    )
+    parser.add_argument(
+        "--cells",
+        nargs="+",
+        type=_cell,
+        metavar="A:B:C",
+        help=(
+            "cells, for the workloads that take them, in their own order: "
+            "wires LATENCY_MS:CONNECTIONS:COROUTINES, loopback and limits "
+            "CONNECTIONS:KEEPALIVE:COROUTINES"
+        ),
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    given = {
+        key: getattr(args, key)
+        for key in ("rounds", "requests", "cells")
+        if getattr(args, key) is not None
+    }
     if args.from_json is not None:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         command = saved.get("command", "uv run python -m benchmarks")
@@ -132,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} ...", file=sys.stderr, flush=True)
         begun = time.perf_counter()
         try:
-            results[name] = run_in_child(name, args.quick)
+            results[name] = run_in_child(name, args.quick, workload.timeout, given)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             failed.append(name)  # the others still run and are reported
             print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
@@ -142,13 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     command = "uv run python -m benchmarks" + (" --quick" if args.quick else "")
     if args.only:
         command += " --only " + " ".join(args.only)
+    for key, value in given.items():
+        shown = (
+            " ".join(":".join(f"{v:g}" for v in cell) for cell in value)
+            if key == "cells"
+            else value
+        )
+        command += f" --{key} {shown}"
     text = report(results, machine(), command)
     if failed:
         text += f"\nFailed (see stderr): {', '.join(failed)}.\n"
     print(text)
     out: Path = args.out
     out.mkdir(exist_ok=True)
-    stem = "quick" if args.quick else "only" if args.only else "latest"
+    # Only a full run of every workload at its own sizes writes latest.
+    stem = "quick" if args.quick else "only" if args.only or given else "latest"
     (out / f"{stem}.md").write_text(text, encoding="utf-8")
     payload = {
         "machine": machine(),

@@ -7,7 +7,9 @@ lines. Registering one is one line in ``benchmarks/__main__.py``::
     "stream": Workload(bench_stream.run, render=bench_stream.render, quick={...}),
 
 ``python -m benchmarks --only stream`` runs it alone; ``--quick`` runs it at its
-smoke size (what ``tests/benchmarks/test_benchmark_smoke.py`` uses). Each workload runs in a child
+smoke size (what ``tests/benchmarks/test_benchmark_smoke.py`` uses); sizes given on
+the command line (``--rounds``, ``--requests``, ``--cells``) replace those of the
+workloads that take them. Each workload runs in a child
 process of its own (``python -m benchmarks._harness NAME``), so that no workload
 inherits another's heap, garbage-collector generations or peak resident memory.
 """
@@ -15,6 +17,7 @@ inherits another's heap, garbage-collector generations or peak resident memory.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -39,6 +42,7 @@ class Workload:
         full: Sizes of the full run (the function's defaults when empty).
         quick: Sizes of the smoke run (``--quick`` and the tests).
         needs: Modules that must import for it to run (else it is skipped).
+        timeout: Seconds its child process may take before it is stopped.
     """
 
     run: Callable[..., Awaitable[Figures]]
@@ -46,30 +50,52 @@ class Workload:
     full: Mapping[str, Any] = field(default_factory=dict)
     quick: Mapping[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
+    timeout: float = 900
 
     def available(self) -> bool:
         return all(
             importlib.util.find_spec(module) is not None for module in self.needs
         )
 
-    def sizes(self, quick: bool) -> dict[str, Any]:
-        return dict(self.quick if quick else self.full)
+    def sizes(
+        self, quick: bool, given: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Its full or quick sizes, with those of *given* that it takes."""
+        sizes = dict(self.quick if quick else self.full)
+        sizes.update({k: v for k, v in (given or {}).items() if k in self.takes()})
+        return sizes
+
+    def takes(self) -> frozenset[str]:
+        """The sizes its coroutine function takes, by keyword."""
+        return frozenset(inspect.signature(self.run).parameters)
 
 
-def run_here(workload: Workload, quick: bool) -> Figures:
+def run_here(
+    workload: Workload, quick: bool, given: Mapping[str, Any] | None = None
+) -> Figures:
     """Run *workload* in this process (on asyncio) and return its figures."""
-    return anyio.run(_call, workload, quick, backend="asyncio")
+    return anyio.run(_call, workload, quick, given, backend="asyncio")
 
 
-async def _call(workload: Workload, quick: bool) -> Figures:
-    return await workload.run(**workload.sizes(quick))
+async def _call(
+    workload: Workload, quick: bool, given: Mapping[str, Any] | None
+) -> Figures:
+    return await workload.run(**workload.sizes(quick, given))
 
 
-def run_in_child(name: str, quick: bool, timeout: float = 900) -> Figures:
-    """Run the registered workload *name* in a fresh Python process."""
+def run_in_child(
+    name: str,
+    quick: bool,
+    timeout: float = 900,
+    given: Mapping[str, Any] | None = None,
+) -> Figures:
+    """Run the registered workload *name* in a fresh Python process, with the sizes
+    of *given* that it takes replacing its own."""
     command = [sys.executable, "-m", "benchmarks._harness", name]
     if quick:
         command.append("--quick")
+    if given:
+        command += ["--sizes", json.dumps(dict(given))]
     done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
         command, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -85,7 +111,8 @@ def _child_main(argv: list[str]) -> int:
     from benchmarks.__main__ import WORKLOADS  # noqa: PLC0415 - the registry
 
     name, quick = argv[0], "--quick" in argv[1:]
-    print(json.dumps(run_here(WORKLOADS[name], quick)))
+    given = json.loads(argv[argv.index("--sizes") + 1]) if "--sizes" in argv else None
+    print(json.dumps(run_here(WORKLOADS[name], quick, given)))
     return 0
 
 

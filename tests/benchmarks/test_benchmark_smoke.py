@@ -14,7 +14,7 @@ import pytest
 from benchmarks.__main__ import WORKLOADS, main, report
 from benchmarks._harness import run_here, run_in_child
 
-from benchmarks import bench_auth
+from benchmarks import bench_auth, bench_wires
 
 #: Benchmark smoke runs are the slow tier: `uv run pytest -m slow`.
 pytestmark = pytest.mark.slow
@@ -66,7 +66,16 @@ def _check_figures(name: str, figures: Any) -> None:
 
 
 def _check_more_figures(name: str, figures: Any) -> None:
-    if name == "request_json":
+    if name == "wires":
+        (row,) = figures["rows"]
+        expected = [n for n in bench_wires.CONTENDERS if bench_wires._available(n)]
+        assert list(row["runs"]) == expected
+        assert {"sdk-httpx", "sdk-aiohttp", "raw-aiohttp"} <= set(expected)
+        for name_, runs in row["runs"].items():
+            (run,) = runs
+            assert run["finished"], (name_, run)
+            assert all(run[k] > 0 for k in ("rps", "p50_ms", "p99_ms", "cpu_us"))
+    elif name == "request_json":
         for key in ("c1", "c100"):
             assert figures[key]["ratio"] > 0
             assert figures[key]["same_client_ratio"] > 0
@@ -150,3 +159,57 @@ def test_runner_runs_a_workload_in_a_child_and_writes_the_report(
 def test_a_failing_child_names_the_workload() -> None:
     with pytest.raises(RuntimeError, match="workload no_such_workload failed"):
         run_in_child("no_such_workload", quick=True)
+
+
+def test_wires_reports_a_run_that_did_not_finish_or_failed() -> None:
+    """A contender that collapses is reported as such, not as a figure, and its
+    ratios are left blank; the others keep their median [range]."""
+    done = {
+        "finished": True,
+        "rps": 100.0,
+        "p50_ms": 5.0,
+        "p99_ms": 9.0,
+        "cpu_us": 300.0,
+    }
+    slow = {"finished": False, "done": 12, "timeout_s": 30.0}
+    failed = {"finished": False, "error": "httpx.ReadError: boom", "timeout_s": 30.0}
+    runs = {
+        "sdk-httpx": [done, slow, {**done, "rps": 50.0}],
+        "floor-httpx": [slow, slow, slow],
+        "sdk-aiohttp": [done, failed, done],
+        "raw-aiohttp": [done, done, {**done, "rps": 400.0}],
+    }
+    row = {"latency_ms": 30, "connections": 100, "coroutines": 500, "requests": 2000}
+    table = "\n".join(
+        bench_wires.render(
+            {"rounds": 3, "timeout_s": 30.0, "rows": [{**row, "runs": runs}]}
+        )
+    )
+    assert "| sdk-httpx | 75 [50-100], 1 of 3 did not finish in 30 s |" in table
+    assert "| floor-httpx | did not finish in 30 s |" in table
+    assert "| sdk-aiohttp | failed in 1 of 3: httpx.ReadError: boom |" in table
+    assert "| raw-aiohttp | 100 [100-400] |" in table
+    assert "| sdk-httpx / floor-httpx | -; CPU - |" in table
+    assert "| sdk-httpx / raw-aiohttp | 0.75 |" in table
+    assert "100 x 500, 30 ms" in table
+
+
+def test_wires_takes_cells_and_contenders_from_the_command_line() -> None:
+    """Sizes given to the runner replace the workload's own in its child process."""
+    figures = run_in_child(
+        "wires",
+        quick=True,
+        given={"cells": [[0, 4, 10]], "requests": 20, "contenders": ["raw-aiohttp"]},
+    )
+    (row,) = figures["rows"]
+    assert (row["latency_ms"], row["connections"], row["coroutines"]) == (0, 4, 10)
+    assert row["requests"] == 20
+    assert list(row["runs"]) == ["raw-aiohttp"]
+
+
+def test_runner_refuses_a_cell_that_is_not_three_numbers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--only", "wires", "--cells", "30:8"])
+    assert "a cell is A:B:C (three numbers), not '30:8'" in capsys.readouterr().err
