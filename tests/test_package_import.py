@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 #: Imported on first use, never by ``import teletracker_async``: httpx's own command
 #: line (and what it pulls: click, rich, pygments), the extras' libraries, the
-#: command line and server of the ``cli`` extra, the stores a user has not chosen.
+#: command line and server of the ``cli`` extra, the stores a user has not chosen and
+#: what shares a session through one.
 LEFT_FOR_FIRST_USE = (
     "httpx._main",
     "click",
@@ -32,6 +33,7 @@ LEFT_FOR_FIRST_USE = (
     "teletracker_async._cli",
     "teletracker_async.testing",
     "teletracker_async.httpx2",
+    "teletracker_async._session.fleet",
     "teletracker_async.stores._file",
     "teletracker_async.stores._redis",
 )
