@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-__all__ = ["import_httpx"]
+__all__ = ["defer_cli", "import_httpx"]
 
 _CLI = "httpx._main"
 
@@ -42,11 +42,11 @@ def import_httpx() -> ModuleType:
     finally:
         if _CLI in sys.modules and sys.modules[_CLI] is None:
             del sys.modules[_CLI]
-    _defer_main(httpx)
+    defer_cli(httpx)
     return httpx
 
 
-def _defer_main(httpx: ModuleType) -> None:
+def defer_cli(httpx: ModuleType) -> None:
     """Replace the ``main`` httpx defined for a missing command line by a module
     ``__getattr__`` that imports ``httpx._main`` on first read, and falls back to that
     same ``main`` when the command line's libraries cannot be imported."""
