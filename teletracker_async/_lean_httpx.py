@@ -39,9 +39,17 @@ def import_httpx() -> ModuleType:
     sys.modules[_CLI] = None  # type: ignore[assignment]  # the documented import block
     try:
         import httpx  # noqa: PLC0415
+    except ImportError:
+        blocked = True  # an httpx that cannot start without its command line
+    else:
+        blocked = False
     finally:
         if _CLI in sys.modules and sys.modules[_CLI] is None:
             del sys.modules[_CLI]
+    if blocked:
+        import httpx  # noqa: PLC0415
+
+        return httpx
     defer_cli(httpx)
     return httpx
 

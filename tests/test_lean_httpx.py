@@ -7,7 +7,9 @@ is tests/test_package_import.py; these check the deferral on stand-in modules.
 from __future__ import annotations
 
 import sys
+import textwrap
 import types
+from pathlib import Path
 
 import httpx
 import pytest
@@ -95,3 +97,49 @@ def test_an_httpx_whose_main_is_its_command_is_left_alone() -> None:
     bare = types.ModuleType("httpx")
     defer_cli(bare)
     assert vars(bare) == vars(types.ModuleType("httpx"))
+
+
+def _forget_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the next ``import httpx`` run its ``__init__`` again (its submodules stay
+    imported, so its classes stay the same objects); undone after the test."""
+    monkeypatch.delitem(sys.modules, "httpx")
+    monkeypatch.delitem(sys.modules, "httpx._main", raising=False)
+
+
+def test_a_new_httpx_is_imported_without_its_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When httpx is new, its ``__init__`` runs without ``httpx._main``, the block is
+    taken away afterwards, and ``main`` is httpx's command on first read."""
+    pytest.importorskip("click")
+    pytest.importorskip("rich")
+    _forget_httpx(monkeypatch)
+    module = import_httpx()
+    assert module is sys.modules["httpx"]
+    assert "httpx._main" not in sys.modules
+    assert "main" not in vars(module)
+    assert module.Client is httpx.Client
+    assert module.main is sys.modules["httpx._main"].main
+
+
+def test_an_httpx_that_cannot_start_without_its_command_line_gets_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An httpx whose ``__init__`` imports ``httpx._main`` outside a ``try`` imports
+    as it would have, command line included."""
+    package = tmp_path / "httpx"
+    package.mkdir()
+    (package / "__init__.py").write_text("from ._main import main\n")
+    (package / "_main.py").write_text(
+        textwrap.dedent(
+            """
+            def main():
+                return "its own"
+            """
+        )
+    )
+    _forget_httpx(monkeypatch)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = import_httpx()
+    assert module.__file__ == str(package / "__init__.py")
+    assert vars(module)["main"]() == "its own"
