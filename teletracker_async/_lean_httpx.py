@@ -2,14 +2,17 @@
 
 httpx's ``__init__`` imports ``httpx._main`` (the ``httpx`` command: click, rich and
 pygments) whenever those are installed, which the ``cli`` extra, FastAPI's
-``standard`` extra and typer all do: 50 ms of an idle 2-core machine's 300 ms
-``import teletracker_async``, 380 ms of a loaded one's second. When this package is
+``standard`` extra and typer all do: a sixth to a third of ``import
+teletracker_async`` (the ``import`` benchmark workload). When this package is
 the first to import httpx, :func:`import_httpx` makes that one import of
 ``httpx._main`` fail as a missing click would (``None`` in ``sys.modules``), takes the
 block away, and gives httpx a module ``__getattr__`` that imports the real
 ``httpx._main`` the first time ``httpx.main`` is read: ``httpx.main``,
 ``from httpx import main`` and the ``httpx`` script get the very object they got
-before, on first use. When httpx was imported before, nothing is touched.
+before, on first use. When httpx was imported before, nothing is touched; an httpx
+whose ``__init__`` cannot start without ``httpx._main`` is imported again, unblocked.
+The block lasts as long as httpx's own first import: another thread importing
+``httpx._main`` in that instant would find it missing, as without click.
 
 The package's ``__init__`` imports this module first, so every way into the package
 goes through it.
