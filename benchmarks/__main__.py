@@ -37,6 +37,7 @@ import httpx
 
 from benchmarks import (
     bench_fleet,
+    bench_import,
     bench_loopback,
     bench_request_json,
     bench_stream,
@@ -69,6 +70,7 @@ WORKLOADS: dict[str, Workload] = {
     "memory": Workload(suite.memory, render.memory, {"requests": 100_000, "refreshes": 100}, {"requests": 200, "refreshes": 2}),
     "memory_static": Workload(suite.memory, render.memory, {"requests": 100_000, "refreshes": 100, "static": True}, {"requests": 200, "refreshes": 2, "static": True}),
     "stream": Workload(bench_stream.measure, bench_stream.rows, {}, {"rounds": 1}),
+    "import": Workload(bench_import.measure, bench_import.render, {"runs": 15}, {"runs": 1}),
     "fleet": Workload(bench_fleet.workload, bench_fleet.render, {}, {"requests": 200, "rounds": 1, "seconds": 4.0, "lease_ttl": 2.0}),
 }  # fmt: skip
 

@@ -4,6 +4,8 @@ One :class:`TeletrackerAuth` shares one bearer session between any number of
 coroutines: one login, one refresh per expiry, and no request lost to an expired token.
 """
 
+# First: httpx is imported without its command line (see the module).
+import teletracker_async._lean_httpx  # noqa: F401
 from teletracker_async._call.retry import Retry
 from teletracker_async._client import TeletrackerClient
 from teletracker_async._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT

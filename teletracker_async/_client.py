@@ -36,8 +36,8 @@ from teletracker_async._secrets import (
     check_account_id,
     secret_password,
 )
-from teletracker_async._session.fleet import StoreErrors
 from teletracker_async._session_calls import SessionCalls
+from teletracker_async.stores._base import StoreErrors
 
 if TYPE_CHECKING:
     import httpx

@@ -34,7 +34,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import attrs
@@ -52,6 +52,7 @@ from teletracker_async._converter import TokenAnswer, parse_token_answer
 from teletracker_async._errors import ResponseFormatError
 from teletracker_async._session.machine import FleetChoice, Seen
 from teletracker_async.stores._base import (
+    StoreErrors,
     StoreStats,
     TokenCodecError,
     TokenStore,
@@ -64,14 +65,11 @@ if TYPE_CHECKING:
     from teletracker_async._session.core import SessionCore
     from teletracker_async._session.machine import Exchange, Lease
 
-__all__ = ["FleetLink", "StoreErrors"]
+__all__ = ["FleetLink"]
 
 logger = logging.getLogger("teletracker_async")
 
 T = TypeVar("T")
-
-#: What an unreachable store costs: a private login ("login") or the error ("raise").
-StoreErrors = Literal["login", "raise"]
 
 
 @attrs.define

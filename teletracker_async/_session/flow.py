@@ -43,7 +43,6 @@ from teletracker_async._secrets import (
     secret_password,
 )
 from teletracker_async._session.core import SessionCore
-from teletracker_async._session.fleet import FleetLink, StoreErrors
 from teletracker_async._session.machine import (
     NEED,
     Event,
@@ -59,10 +58,12 @@ from teletracker_async._session.machine import (
     Use,
     Wait,
 )
-from teletracker_async.stores._base import StoreStats, TokenStore
+from teletracker_async.stores._base import StoreErrors, StoreStats, TokenStore
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from teletracker_async._session.fleet import FleetLink
 
 __all__ = ["BearerFlow", "Sender", "TeletrackerAuth"]
 
@@ -121,10 +122,12 @@ class BearerFlow(Credentials):
             refresh_margin=margin, account_id=self._account_id, fleet=store is not None
         )
         self._core = SessionCore(self._machine, clock)
-        self._fleet = (
-            None
-            if store is None
-            else FleetLink(
+        self._fleet: FleetLink | None = None
+        if store is not None:
+            # Imported here: a session without a store never needs it.
+            from teletracker_async._session.fleet import FleetLink  # noqa: PLC0415
+
+            self._fleet = FleetLink(
                 store,
                 self._core,
                 base_url=self._base_url,
@@ -132,7 +135,6 @@ class BearerFlow(Credentials):
                 clock=clock,
                 errors=store_errors,
             )
-        )
         self._refresh_url = f"{self._base_url}/auth/refresh"
 
     @classmethod

@@ -13,6 +13,8 @@ Without a store (the default) a session is shared by the coroutines, loops and
 threads of one process, with no I/O beyond the login and refresh themselves.
 """
 
+import typing
+
 from teletracker_async.stores._base import (
     MemoryTokenStore,
     StoredRecord,
@@ -24,8 +26,10 @@ from teletracker_async.stores._base import (
     new_write_id,
     store_key,
 )
-from teletracker_async.stores._file import FileTokenStore
-from teletracker_async.stores._redis import RedisTokenStore
+
+if typing.TYPE_CHECKING:
+    from teletracker_async.stores._file import FileTokenStore
+    from teletracker_async.stores._redis import RedisTokenStore
 
 __all__ = [
     "FileTokenStore",
@@ -40,3 +44,21 @@ __all__ = [
     "new_write_id",
     "store_key",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The file and Redis stores are imported when a user names one, not by every
+    # ``import teletracker_async`` (the session imports this package's base).
+    if name == "FileTokenStore":
+        from teletracker_async.stores._file import FileTokenStore  # noqa: PLC0415
+
+        return FileTokenStore
+    if name == "RedisTokenStore":
+        from teletracker_async.stores._redis import RedisTokenStore  # noqa: PLC0415
+
+        return RedisTokenStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

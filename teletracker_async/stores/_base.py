@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -44,6 +44,7 @@ from teletracker_async._errors import TokenCodecError, TokenStoreError
 
 __all__ = [
     "MemoryTokenStore",
+    "StoreErrors",
     "StoreStats",
     "StoredRecord",
     "TokenCodec",
@@ -53,6 +54,9 @@ __all__ = [
     "new_write_id",
     "store_key",
 ]
+
+#: What an unreachable store costs: a private login ("login") or the error ("raise").
+StoreErrors = Literal["login", "raise"]
 
 
 def store_key(base_url: str, username: str, account_id: int | None) -> str:

@@ -83,6 +83,11 @@ def _check_more_figures(name: str, figures: Any) -> None:
         names = ("ideal", "stream", "stream_unordered", "stream_unbounded", "batches")
         ahead = tuple(f"stream_ahead{f}x" for f in (2, 3, 4, 6))
         assert all(figures[f"{n}_s"] > 0 for n in names + ahead)
+    elif name == "import":
+        assert figures["runs"] == 1
+        assert figures["teletracker_async"]["median_ms"] > 0
+        assert figures["first_call_ms"]["median_ms"] > 0
+        assert figures["imports_httpx_cli"] is False
     elif name == "fleet":
         assert figures["per_request"]["store_calls_during"] == 0
         for run in ("file", "redis", "file_killed", "redis_killed"):
