@@ -126,6 +126,8 @@ async def test_logs_in_once_and_calls(
     assert fake.stats.data_requests == 1
 
 
+# Hundreds of calls over sockets to a served fake: 0.5 to 2 s.
+@pytest.mark.slow
 async def test_hundreds_of_coroutines_share_one_login(
     client: TeletrackerClient[Any], fake: FakeTeletracker
 ) -> None:
@@ -143,6 +145,8 @@ async def test_hundreds_of_coroutines_share_one_login(
     assert fake.stats.max_concurrent_logins == 1
 
 
+# Hundreds of calls over sockets to a served fake: 0.5 to 2 s.
+@pytest.mark.slow
 async def test_expired_session_is_refreshed_once(
     client: TeletrackerClient[Any], fake: FakeTeletracker
 ) -> None:
