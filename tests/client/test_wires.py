@@ -407,6 +407,24 @@ def test_aiohttp_wire_refuses_a_second_event_loop(served: str) -> None:
 
 
 @needs_aiohttp
+def test_aiohttp_clients_on_two_loops_share_one_session(
+    served: str, fake: FakeTeletracker
+) -> None:
+    """One client per loop, as the SDK asks: two asyncio.run, each with its own
+    aiohttp-wire client over the first one's auth, log in once."""
+    first = on_wire("aiohttp", served)
+
+    async def use(client: TeletrackerClient[Any]) -> int:
+        async with client:
+            return len(await client.call_data("2026-01-01", "2026-01-01"))
+
+    assert asyncio.run(use(first)) == 2
+    second = TeletrackerClient(auth=first.auth, wire="aiohttp")
+    assert asyncio.run(use(second)) == 2
+    assert fake.stats.logins == 1
+
+
+@needs_aiohttp
 @pytest.mark.parametrize(
     ("limits", "expected"),
     [
