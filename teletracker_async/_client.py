@@ -28,6 +28,8 @@ from teletracker_async._config import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
     DEFAULT_TOTAL_TIMEOUT,
+    DEFAULT_WIRE,
+    Wire,
 )
 from teletracker_async._http import TimeoutLike
 from teletracker_async._options import AnyAuth, ClientOptions, auth_for, pick_stack
@@ -108,6 +110,10 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         total_timeout: Seconds one call may take, retries and waits between them
             included; None (the default) for no such deadline.
         limits: Connection limits; see :data:`DEFAULT_LIMITS`.
+        wire: What carries the requests: ``"httpx"`` (httpx's own transport) or
+            ``"aiohttp"`` (aiohttp's sockets under httpx, sized from ``limits``;
+            the ``aiohttp`` extra, asyncio only). Not with ``transport`` or
+            ``http_client``.
         retry: The retry policy (:class:`Retry`): how many tries, which statuses,
             the backoff between tries.
         max_retries: Retries after the first try (the older spelling of
@@ -123,6 +129,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
     Raises:
         TypeError, ValueError: Bad, missing or conflicting arguments, including
             objects from two HTTP stacks (named in the message).
+        ImportError: ``wire="aiohttp"`` without the ``aiohttp`` extra.
     """
 
     # One stack per call, as __init__ refuses a mix at run time: httpx objects (and
@@ -143,6 +150,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        wire: Wire = "httpx",
         max_retries: int | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
@@ -164,6 +172,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        wire: Literal["httpx"] = "httpx",
         max_retries: int | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
@@ -185,6 +194,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        wire: Literal["httpx"] = "httpx",
         max_retries: int | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
@@ -203,6 +213,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        wire: Wire = "httpx",
         max_retries: int | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
@@ -222,6 +233,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        wire: Literal["httpx"] = "httpx",
         max_retries: int | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
@@ -243,6 +255,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        wire: Wire = DEFAULT_WIRE,
         max_retries: int | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
@@ -279,6 +292,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
             ),
             sleep=sleep,
             httpx_options=httpx_options,
+            wire=wire,
         )
         self._start(
             RequestPath(options.link(), built, options.call), _Views(), None, root=True

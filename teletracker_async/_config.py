@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+from typing import Literal
 
 import httpx
 
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_REFRESH_MARGIN",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TOTAL_TIMEOUT",
+    "DEFAULT_WIRE",
     "DUE_MARGIN",
     "ENV_ACCOUNT_ID",
     "ENV_BASE_URL",
@@ -48,6 +50,8 @@ __all__ = [
     "STORE_THREADS",
     "STREAM_AHEAD_PER_REQUEST",
     "WAIT_RECHECK",
+    "WIRES",
+    "Wire",
     "user_agent",
 ]
 
@@ -128,6 +132,11 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=None)
 DEFAULT_LIMITS = httpx.Limits(
     max_connections=20, max_keepalive_connections=20, keepalive_expiry=30.0
 )
+#: What carries the client's requests (``TeletrackerClient(wire=...)``): httpx's own
+#: transport, or aiohttp's sockets under httpx (the ``aiohttp`` extra, asyncio only).
+Wire = Literal["httpx", "aiohttp"]
+WIRES: tuple[Wire, ...] = ("httpx", "aiohttp")
+DEFAULT_WIRE: Wire = "httpx"
 #: Retries after the first try (``max_retries=``, the older spelling of ``Retry``).
 DEFAULT_MAX_RETRIES = 2
 #: Tries of one call, the first included (``Retry.max_attempts``).

@@ -23,10 +23,13 @@ from teletracker_async._config import (
     DEFAULT_BASE_URL,
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
+    DEFAULT_WIRE,
     ENV_ACCOUNT_ID,
     ENV_BASE_URL,
     ENV_PASSWORD,
     ENV_USERNAME,
+    WIRES,
+    Wire,
     user_agent,
 )
 from teletracker_async._http import HTTPX, HTTPClient, Request, Stack, stack_of
@@ -55,6 +58,7 @@ __all__ = [
     "base_url_from_env",
     "credentials_from_env",
     "pick_stack",
+    "wire_transport",
 ]
 
 #: Any of the three schemes, on either stack.
@@ -75,6 +79,7 @@ OWN_OPTIONS = (
     "max_retries",
     "retry",
     "sleep",
+    "wire",
 )
 #: Headers of a login or refresh that the client's own ``headers=`` never replace.
 _EXCHANGE_OWN_HEADERS = frozenset(
@@ -266,6 +271,52 @@ def _check_auth(instance: ClientOptions, _attribute: object, value: Any) -> None
         )
 
 
+def _check_wire(instance: ClientOptions, _attribute: object, value: object) -> None:
+    if value not in WIRES:
+        raise ValueError(
+            f"wire must be one of {', '.join(map(repr, WIRES))}, not {value!r}"
+        )
+    if value == "httpx":
+        return
+    given = [
+        name
+        for name, obj in (
+            ("transport", instance.transport),
+            ("http_client", instance.http_client),
+        )
+        if obj is not None
+    ]
+    if given:
+        raise TypeError(
+            f"wire={value!r} builds its own transport: do not also pass "
+            f"{' or '.join(given)}"
+        )
+    if instance.stack is not HTTPX:
+        raise TypeError(
+            f"wire={value!r} runs under httpx: use the auth classes of "
+            "teletracker_async, not those of teletracker_async.httpx2"
+        )
+
+
+def wire_transport(wire: Wire, limits: Any, options: Mapping[str, Any]) -> object:
+    """The transport of *wire* (None for httpx's own), sized from *limits*.
+
+    Raises:
+        ImportError: The wire's extra is not installed, naming it.
+    """
+    if wire == "httpx":
+        return None
+    try:
+        from teletracker_async._aiohttp_wire import AiohttpWire  # noqa: PLC0415
+    except ImportError as exc:
+        raise ImportError(
+            "wire='aiohttp' needs aiohttp and httpx-aiohttp: "
+            "pip install 'teletracker-async[aiohttp]'"
+        ) from exc
+    tls = {k: options[k] for k in ("verify", "cert", "trust_env") if k in options}
+    return AiohttpWire(limits=limits, **tls)
+
+
 @attrs.frozen
 class ClientOptions:
     """Everything a ``TeletrackerClient`` is built from, each field checked.
@@ -287,6 +338,14 @@ class ClientOptions:
     httpx_options: Mapping[str, Any] = attrs.field(
         factory=dict, validator=_check_httpx_options
     )
+    #: What carries the requests; its transport replaces ``transport`` (None) once
+    #: every field is checked.
+    wire: Wire = attrs.field(default=DEFAULT_WIRE, validator=_check_wire)
+
+    def __attrs_post_init__(self) -> None:
+        if self.wire != DEFAULT_WIRE:
+            built = wire_transport(self.wire, self.limits, self.httpx_options)
+            object.__setattr__(self, "transport", built)  # frozen: set once, here
 
     def link(self) -> Link:
         """The HTTP client (built, or the one given), its queue and its loop."""

@@ -16,8 +16,10 @@ import pytest
 from teletracker_async import TeletrackerAuth
 from teletracker_async._cli.serve import served_elsewhere
 from teletracker_async.testing import FakeClock, FakeTeletracker
+from teletracker_async.testing._doors import serving
 from tests.support.redis_server import RedisServer as _RedisServer
 from tests.support.redis_server import find_redis_server
+from tests.support.switchboard import Switchboard
 
 USERNAME = "ada"
 PASSWORD = "pw-Sup3r-s3cret"  # distinctive, so that tests can grep for leaks
@@ -32,6 +34,14 @@ BASE_URL = "https://api.teletracker.test"
 )
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def _switchboard() -> Iterator[tuple[Switchboard, str]]:
+    """One fake served on 127.0.0.1 per worker (see :class:`Switchboard`)."""
+    board = Switchboard()
+    with serving(board) as base_url:
+        yield board, base_url
 
 
 #: The HTTP stacks the auth-flow and client suites run on (httpx2 needs 3.11+). The

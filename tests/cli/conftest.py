@@ -4,49 +4,13 @@ command at it (see tests/support/cli.py for how the command is run)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import Any
+from collections.abc import Iterator
 
-import attrs
 import pytest
 
 from teletracker_async.testing import FakeTeletracker
-from teletracker_async.testing._doors import serving
 from tests.conftest import PASSWORD, USERNAME
-
-_Message = MutableMapping[str, Any]
-
-
-@attrs.define
-class Switchboard:
-    """One server for a worker's CLI tests, answering as the current test's fake.
-
-    A server per test cost 0.2 s of uvicorn's shutdown ticks, 90 times over; a
-    request reaches only the fake of the test that is running (``current``)."""
-
-    current: FakeTeletracker | None = None
-
-    async def __call__(
-        self,
-        scope: _Message,
-        receive: Callable[[], Awaitable[_Message]],
-        send: Callable[[_Message], Awaitable[None]],
-    ) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        if self.current is None:
-            raise RuntimeError("a request reached the CLI tests' server between tests")
-        await self.current.asgi(scope, receive, send)
-
-
-@pytest.fixture(scope="session")
-def _switchboard() -> Iterator[tuple[Switchboard, str]]:
-    board = Switchboard()
-    with serving(board) as base_url:
-        yield board, base_url
+from tests.support.switchboard import Switchboard
 
 
 @pytest.fixture

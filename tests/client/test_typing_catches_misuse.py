@@ -118,6 +118,22 @@ def _a_timeout_as_text(client: TeletrackerClient) -> None:
     client.with_options(timeout="5")  # type: ignore[arg-type]
 
 
+# -- 4. The wire is one of the choices, under httpx ----------------------------------
+
+
+def _a_wire_out_of_the_choices(http2: httpx2.AsyncClient) -> None:
+    TeletrackerClient("u", "p", wire="curl")  # type: ignore[call-overload]
+    TeletrackerClient(auth=adapters.TeletrackerAuth("u", "p"), wire="aiohttp")  # type: ignore[call-overload]
+    TeletrackerClient(http_client=http2, wire="aiohttp")  # type: ignore[call-overload]
+
+
+def _the_aiohttp_wire_types_its_client() -> None:
+    _aio: TeletrackerAuth = TeletrackerClient("u", "p", wire="aiohttp").auth
+    _basic: TeletrackerBasicAuth = TeletrackerClient(
+        auth=TeletrackerBasicAuth("u", "p"), wire="aiohttp"
+    ).auth
+
+
 # -- The same misuses at run time -----------------------------------------------------
 
 
