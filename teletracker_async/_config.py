@@ -42,6 +42,7 @@ __all__ = [
     "MAX_BACKOFF",
     "MAX_RECORD_BYTES",
     "MAX_RETRY_AFTER",
+    "POOL_SHARD_SIZE",
     "REDIS_TIMEOUT",
     "RENEWAL_BACKOFF",
     "RETRY_STATUSES",
@@ -128,6 +129,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=None)
 DEFAULT_LIMITS = httpx.Limits(
     max_connections=20, max_keepalive_connections=20, keepalive_expiry=30.0
 )
+#: The client the SDK builds on httpx splits its connections into httpcore pools of
+#: at most this many (``_call/pools.py``): httpcore 1.0 scans every connection of
+#: a pool for each request, so one pool of 100 served fewer requests/s than one of 8.
+POOL_SHARD_SIZE = 4
 #: Retries after the first try (``max_retries=``, the older spelling of ``Retry``).
 DEFAULT_MAX_RETRIES = 2
 #: Tries of one call, the first included (``Retry.max_attempts``).

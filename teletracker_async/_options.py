@@ -17,6 +17,7 @@ import anyio
 import attrs
 
 from teletracker_async._call.options import CallOptions, check_timeout, in_stack
+from teletracker_async._call.pools import client_class
 from teletracker_async._call.queue import Queue
 from teletracker_async._call.send import Link
 from teletracker_async._config import (
@@ -341,7 +342,7 @@ class ClientOptions:
                             request.headers[key] = value
 
             hooks["request"] = [exchange_headers, *hooks.get("request", ())]
-        http: HTTPClient = stack.AsyncClient(
+        http: HTTPClient = client_class(stack)(
             auth=self.auth,
             base_url=self.auth.base_url,
             transport=self.transport,
