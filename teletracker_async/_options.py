@@ -323,7 +323,8 @@ class ClientOptions:
 
     def _build_http(self) -> HTTPClient:
         """The AsyncClient the client owns: the SDK's User-Agent (unless yours in
-        ``headers=``), and your ``headers=`` on the login and refresh too."""
+        ``headers=``), your ``headers=`` on the login and refresh too, and on httpx
+        its connections in small pools (``_call/pools.py``)."""
         stack, options = self.stack, dict(self.httpx_options)
         module = stack.module
         given = module.Headers(options.pop("headers", None))

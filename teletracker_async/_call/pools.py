@@ -8,9 +8,9 @@ client the SDK builds on httpx therefore holds ``ceil(max_connections /
 POOL_SHARD_SIZE)`` pools (``httpx.AsyncHTTPTransport`` instances, each built exactly
 as ``AsyncClient`` builds its own, so ``verify=``, ``cert=``, ``http1=``,
 ``trust_env=`` and proxies reach every one) and sends each request to the first pool
-with a free connection. The FIFO queue in front (``_call/queue.py``) admits at most
-``max_connections`` requests, so an admitted request always finds one: no pool ever
-queues, and the first pools' keep-alive connections serve a light load.
+with a free connection (the one freed last). The FIFO queue in front
+(``_call/queue.py``) admits at most ``max_connections`` requests, so an admitted
+request always finds one: no pool ever queues.
 
 HTTP/2 multiplexes requests over a few connections, and a limit of at most
 ``POOL_SHARD_SIZE`` is one pool already: both keep the single pool httpx builds.
@@ -63,7 +63,7 @@ def shard_limits(limits: httpx.Limits, size: int) -> list[httpx.Limits]:
 class Shard:
     """One pool of a :class:`ShardedTransport` and its requests in flight."""
 
-    __slots__ = ("busy", "limit", "transport")
+    __slots__ = ("busy", "limit", "slots", "transport")
 
     def __init__(self, transport: httpx.AsyncBaseTransport, limit: int) -> None:
         self.transport = transport
@@ -71,30 +71,41 @@ class Shard:
         self.limit = limit
         #: Requests sent to the pool whose answers are not closed yet.
         self.busy = 0
+        #: The free slots of every pool of its transport (set by the transport).
+        self.slots: list[Shard] = []
 
     def free(self) -> None:
         """One answer closed (or one request failed): its connection is free."""
         self.busy -= 1
+        if self.busy < self.limit:
+            self.slots.append(self)
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
-    """Sends each request to the first of its pools with a free connection.
+    """Sends each request to a pool with a free connection: the one freed last.
 
-    A request counts against its pool from the send until its answer's stream is
-    closed (or the send fails or is cancelled): the same span for which httpcore
-    holds the connection. When every pool is full (a login sent past the client's
-    queue) the least busy one takes the request and queues it, as one pool would.
+    Free connections are a stack, one entry per free slot (the first pools on top
+    to begin with), so a request goes where a connection went idle last: kept
+    alive, warm, and a light load stays on a few connections. A request counts
+    against its pool from the send until its answer's stream is closed (or the
+    send fails or is cancelled): the span for which httpcore holds the connection.
+    When every pool is full (a login sent past the client's queue) the least busy
+    one takes the request and queues it, as one pool would.
     """
 
     def __init__(self, shards: Sequence[Shard]) -> None:
         if not shards:
             raise ValueError("a ShardedTransport needs at least one pool")
         self.shards = tuple(shards)
+        self._slots: list[Shard] = [
+            shard for shard in reversed(self.shards) for _ in range(shard.limit)
+        ]
+        for shard in self.shards:
+            shard.slots = self._slots
 
     def _pick(self) -> Shard:
-        for shard in self.shards:
-            if shard.busy < shard.limit:
-                return shard
+        if self._slots:
+            return self._slots.pop()
         return min(self.shards, key=lambda shard: shard.busy / shard.limit)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -364,7 +364,8 @@ async def test_a_failed_send_frees_its_slot() -> None:
 
 async def test_when_every_pool_is_full_the_least_busy_one_queues() -> None:
     """A request past the client's queue (a login) still goes somewhere: the pool
-    with the most room, where it waits as in one pool."""
+    with the most room, where it waits as in one pool; its slot, once freed, is
+    not counted twice."""
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, stream=httpx.ByteStream(b"{}"))
@@ -374,11 +375,19 @@ async def test_when_every_pool_is_full_the_least_busy_one_queues() -> None:
         Shard(httpx.MockTransport(answer), 3),
     ]
     transport = ShardedTransport(shards)
-    shards[0].busy, shards[1].busy = 2, 3
-    response = await transport.handle_async_request(httpx.Request("GET", BASE_URL))
-    assert [shard.busy for shard in shards] == [3, 3]
-    await response.aclose()
+    request = httpx.Request("GET", BASE_URL)
+    held = [await transport.handle_async_request(request) for _ in range(5)]
     assert [shard.busy for shard in shards] == [2, 3]
+    extra = await transport.handle_async_request(request)
+    assert [shard.busy for shard in shards] == [3, 3]
+    await extra.aclose()
+    for response in held:
+        await response.aclose()
+    assert [shard.busy for shard in shards] == [0, 0]
+    again = [await transport.handle_async_request(request) for _ in range(5)]
+    assert [shard.busy for shard in shards] == [2, 3]  # five slots, not six
+    for response in again:
+        await response.aclose()
 
 
 def test_a_sharded_transport_needs_a_pool() -> None:
