@@ -7,8 +7,8 @@ served fewer requests per second than 8 (``benchmarks/bench_loopback.py``). The
 client the SDK builds on httpx therefore holds ``ceil(max_connections /
 POOL_SHARD_SIZE)`` pools (``httpx.AsyncHTTPTransport`` instances, each built exactly
 as ``AsyncClient`` builds its own, so ``verify=``, ``cert=``, ``http1=``,
-``trust_env=`` and proxies reach every one) and sends each request to the first pool
-with a free connection (the one freed last). The FIFO queue in front
+``trust_env=`` and proxies reach every one) and sends each request to a pool with a
+free connection: the one freed last. The FIFO queue in front
 (``_call/queue.py``) admits at most ``max_connections`` requests, so an admitted
 request always finds one: no pool ever queues.
 
@@ -106,7 +106,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     def _pick(self) -> Shard:
         if self._slots:
             return self._slots.pop()
-        return min(self.shards, key=lambda shard: shard.busy / shard.limit)
+        return min(self.shards, key=lambda shard: shard.busy / max(shard.limit, 1))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send *request* through a pool with a free connection."""

@@ -20,7 +20,14 @@ import httpx
 import pytest
 
 from teletracker_async import TeletrackerAuth, TeletrackerClient, TeletrackerError
-from teletracker_async._call.pools import Shard, ShardedTransport, shard_limits
+from teletracker_async._call.pools import (
+    Shard,
+    ShardedTransport,
+    shard_limits,
+)
+from teletracker_async._call.pools import (
+    _sharded as split_transport,
+)
 from teletracker_async._config import POOL_SHARD_SIZE
 from teletracker_async.testing import FakeClock, FakeTeletracker
 from teletracker_async.testing._doors import serving
@@ -165,6 +172,20 @@ async def test_a_proxy_from_the_environment_reaches_every_pool(
         assert isinstance(mounted, ShardedTransport)
         hosts = {_pool_of(shard)._proxy_url.host for shard in mounted.shards}
         assert hosts == {b"env-proxy.test"}
+
+
+def test_http2_keeps_one_pool() -> None:
+    """HTTP/2 multiplexes requests over a few connections: one pool, built with
+    the options httpx gives it, untouched."""
+    built: list[dict[str, Any]] = []
+
+    def make(**options: Any) -> httpx.AsyncBaseTransport:
+        built.append(options)
+        return httpx.MockTransport(lambda _: httpx.Response(200))
+
+    limits = httpx.Limits(max_connections=100)
+    split_transport(make, {"http2": True, "http1": False, "limits": limits})
+    assert built == [{"http2": True, "http1": False, "limits": limits}]
 
 
 async def test_mounts_are_used_as_given(
