@@ -174,6 +174,29 @@ async def test_a_proxy_from_the_environment_reaches_every_pool(
         assert hosts == {b"env-proxy.test"}
 
 
+async def test_trust_env_false_ignores_proxies_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``trust_env=False`` keeps httpx's meaning: no proxy from ``HTTPS_PROXY``."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy.test:3128")
+    async with TeletrackerClient(
+        auth=_auth(), limits=httpx.Limits(max_connections=100), trust_env=False
+    ) as client:
+        assert _mounted(client) is client.http._transport
+        assert {type(pool).__name__ for pool in _pools(client)} == {
+            "AsyncConnectionPool"
+        }
+
+
+async def test_the_keep_alive_allowance_is_split_over_the_pools() -> None:
+    """10 connections kept alive of 100: the pools together keep 10."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=10)
+    async with TeletrackerClient(auth=_auth(), limits=limits) as client:
+        pools = _pools(client)
+        assert sum(pool._max_keepalive_connections for pool in pools) == 10
+        assert {pool._keepalive_expiry for pool in pools} == {limits.keepalive_expiry}
+
+
 def test_http2_keeps_one_pool() -> None:
     """HTTP/2 multiplexes requests over a few connections: one pool, built with
     the options httpx gives it, untouched."""
