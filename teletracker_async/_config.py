@@ -128,7 +128,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=None)
 #: per request; with 100 ms, 20 connections served 178 requests/s, 50 404 and 100
 #: 599. A web app's light load stays on the few connections it needs (the one freed
 #: last is reused first); a puller far from the API gets more than twice what 20
-#: gave, without doubling again the burst one process sends.
+#: serve, without doubling again the burst one process sends.
 DEFAULT_LIMITS = httpx.Limits(
     max_connections=50, max_keepalive_connections=50, keepalive_expiry=30.0
 )
