@@ -17,6 +17,7 @@ import anyio
 import attrs
 
 from teletracker_async._call.options import CallOptions, check_timeout, in_stack
+from teletracker_async._call.pools import client_class
 from teletracker_async._call.queue import Queue
 from teletracker_async._call.send import Link
 from teletracker_async._config import (
@@ -381,7 +382,8 @@ class ClientOptions:
 
     def _build_http(self) -> HTTPClient:
         """The AsyncClient the client owns: the SDK's User-Agent (unless yours in
-        ``headers=``), and your ``headers=`` on the login and refresh too."""
+        ``headers=``), your ``headers=`` on the login and refresh too, and on httpx
+        its connections in small pools (``_call/pools.py``)."""
         stack, options = self.stack, dict(self.httpx_options)
         module = stack.module
         given = module.Headers(options.pop("headers", None))
@@ -400,7 +402,7 @@ class ClientOptions:
                             request.headers[key] = value
 
             hooks["request"] = [exchange_headers, *hooks.get("request", ())]
-        http: HTTPClient = stack.AsyncClient(
+        http: HTTPClient = client_class(stack)(
             auth=self.auth,
             base_url=self.auth.base_url,
             transport=self.transport,
