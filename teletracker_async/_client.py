@@ -7,7 +7,7 @@ in ``_call/``, report pulls in ``_reports.py``, settings in ``_options.py``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
@@ -38,6 +38,7 @@ from teletracker_async._secrets import (
 )
 from teletracker_async._session.fleet import StoreErrors
 from teletracker_async._session_calls import SessionCalls
+from teletracker_async.events import Listener
 
 if TYPE_CHECKING:
     import httpx
@@ -117,6 +118,9 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
             (see :mod:`teletracker_async.stores`); with credentials only.
         store_errors: What an unreachable store costs: ``"login"`` (a private login
             past the hard deadline) or ``"raise"`` (``TokenStoreError``).
+        on_event: A listener, or a list of listeners, of the session's events
+            (:mod:`teletracker_async.events`), retries included: given to the
+            auth the client builds, or added to the ``TeletrackerAuth`` given.
         **httpx_options: Passed to the ``AsyncClient`` it builds (``headers``,
             ``proxy``, ``verify``...); an unknown name is a ``TypeError`` at once.
 
@@ -148,6 +152,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     @overload
@@ -169,6 +174,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     @overload
@@ -190,6 +196,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     @overload
@@ -209,6 +216,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         # With auth=, the store is the auth's own setting (a TypeError here).
         store: None = None,
         store_errors: Literal["login"] = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     @overload
@@ -228,6 +236,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         # With auth=, the store is the auth's own setting (a TypeError here).
         store: None = None,
         store_errors: Literal["login"] = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     def __init__(  # type: ignore[misc]  # auth= overloads' **httpx_options could name username: refused at run time
@@ -248,6 +257,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None:
         secret = None if password is None else secret_password(password)
@@ -264,6 +274,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
             base_url=base_url,
             store=store,
             store_errors=store_errors,
+            on_event=on_event,
         )
         if retry is None:
             retry = Retry.of_max_retries(2 if max_retries is None else max_retries)
