@@ -14,21 +14,17 @@ session's guid, its account, its generation and two timestamps. No event holds a
 password, a token or a refresh token; an error travels as the SDK's own redacted
 error object and its type name.
 
-======================== ============================================================
-Event                    When
-======================== ============================================================
-:class:`LoggedIn`        A login brought a new session.
-:class:`Refreshed`       A refresh brought a new session, or another process's
-                         renewal was adopted from the token store.
-:class:`RenewalFailed`   A login or refresh failed, or ended with no answer.
-:class:`RenewalShared`   Requests waited for a renewal: once per renewal, at its end.
-:class:`RefreshTokenWithheld` A renewal logs in because the refresh token's last use
-                         had no known outcome: it is never sent twice.
-:class:`SessionDropped`  The session was dropped (fork, revocation, a refused token,
-                         an account switch).
-:class:`RequestRetried`  A request is tried again after a failure.
-:class:`StoreOperation`  A token store operation ended.
-======================== ============================================================
+- :class:`LoggedIn`: a login brought a new session.
+- :class:`Refreshed`: a refresh brought a new session, or another process's
+  renewal was adopted from the token store.
+- :class:`RenewalFailed`: a login or refresh failed, or ended with no answer.
+- :class:`RenewalShared`: requests waited for a renewal (once, at its end).
+- :class:`RefreshTokenWithheld`: a renewal logs in because the refresh token's last
+  use had no known outcome: it is never sent twice.
+- :class:`SessionDropped`: the session was dropped (a fork, a revocation, a refused
+  token, an account switch).
+- :class:`RequestRetried`: a request is tried again after a failure.
+- :class:`StoreOperation`: a token store operation ended.
 """
 
 from __future__ import annotations
@@ -54,9 +50,6 @@ __all__ = [
     "SessionStats",
     "StoreOperation",
 ]
-
-#: Login or refresh.
-RenewalKind: TypeAlias = Literal["login", "refresh"]
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -131,7 +124,7 @@ class RenewalFailed(SessionEvent):
         seconds: How long the renewal took until it failed.
     """
 
-    kind: RenewalKind
+    kind: Literal["login", "refresh"]
     error_type: str
     error: TeletrackerError | None
     status_code: int | None
