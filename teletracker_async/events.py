@@ -52,6 +52,18 @@ __all__ = [
 ]
 
 
+#: Why a renewal logged in (see :attr:`LoggedIn.reason`).
+LoginReason: TypeAlias = Literal[
+    "first",
+    "refresh_refused",
+    "refresh_withheld",
+    "refresh_expired",
+    "account_switch",
+    "store",
+    "private",
+]
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class SessionEvent:
     """What every event carries.
@@ -87,7 +99,7 @@ class LoggedIn(SessionEvent):
         seconds: How long the renewal took, from its start to the new session.
     """
 
-    reason: str
+    reason: LoginReason
     seconds: float
 
 

@@ -37,6 +37,7 @@ import attrs
 
 from teletracker_async._config import DUE_MARGIN, FLEET_JITTER, RENEWAL_BACKOFF
 from teletracker_async._models import AuthSession
+from teletracker_async.events import LoginReason
 
 if TYPE_CHECKING:
     from teletracker_async._converter import TokenAnswer
@@ -247,7 +248,7 @@ class Exchange:
     started: float = 0.0
     #: Why it logs in (see :class:`~teletracker_async.events.LoggedIn`); unused
     #: for a refresh.
-    reason: str = "first"
+    reason: LoginReason = "first"
     #: Requests that waited for it (counted by the core).
     waiters: int = 0
 
@@ -385,7 +386,7 @@ class SessionMachine:
         """Refresh when an unspent refresh token is still alive; log in otherwise."""
         return Renewal.REFRESH if self._why_login(now) is None else Renewal.LOGIN
 
-    def _why_login(self, now: float) -> str | None:
+    def _why_login(self, now: float) -> LoginReason | None:
         """Why a renewal cannot refresh, or None when it can."""
         lease = self.lease
         if lease is None:
@@ -403,9 +404,11 @@ class SessionMachine:
         # With a store, a login until fleet_choice says otherwise: only the record's
         # spender (or a private session's owner) may send a refresh token.
         if switch:
-            why: str | None = "account_switch"
+            why: LoginReason | None = "account_switch"
         else:
-            why = "store" if self.fleet else self._why_login(now)
+            why = self._why_login(now)
+            if self.fleet and why is None:  # the store decides: see fleet_choice
+                why = "store"
         kind = Renewal.REFRESH if why is None else Renewal.LOGIN
         refresh_token = None
         if kind is Renewal.REFRESH:

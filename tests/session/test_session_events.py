@@ -352,7 +352,7 @@ async def test_a_session_renewed_by_another_process_is_adopted_as_refreshed(
     for made in clients:
         assert (await made.get("/reports/call-data", params=params)).status_code == 200
     first, second = heard
-    assert first.one(LoggedIn).reason == "store"
+    assert first.one(LoggedIn).reason == "first"
     adopted = second.one(Refreshed)
     assert adopted.by_other_process is True
     assert adopted.guid == auths[0].session.guid
@@ -385,6 +385,50 @@ async def test_a_session_renewed_by_another_process_is_adopted_as_refreshed(
 
 
 # -- listeners --------------------------------------------------------------------------
+
+
+async def test_with_no_listener_no_event_is_built_and_stats_still_count(
+    env: Env, client: TeletrackerClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a listener, a login, a refresh storm, a failed refresh, a withheld
+    refresh token, a refusal and a retry build no event at all (every event class
+    replaced by one that fails), and auth.stats counts them all the same."""
+
+    def never(**_: object) -> None:
+        raise AssertionError("an event was built with nobody listening")
+
+    for name in (
+        "LoggedIn",
+        "Refreshed",
+        "RenewalFailed",
+        "RenewalShared",
+        "RefreshTokenWithheld",
+        "SessionDropped",
+        "RequestRetried",
+        "StoreOperation",
+    ):
+        monkeypatch.setattr(f"teletracker_async._session.core.{name}", never)
+    await client.call_data(*DAY)
+    env.clock.advance(3600)
+    gate = env.fake.pause_next("refresh")
+    async with anyio.create_task_group() as tg:
+        for _ in range(100):
+            tg.start_soon(env.call_data)
+        await gate.arrived.wait()
+        await anyio.wait_all_tasks_blocked()
+        gate.release()
+    env.clock.advance(3600)
+    env.fake.fail_next("refresh", 503)  # retried: a login, its token withheld
+    await client.call_data(*DAY)
+    env.fake.revoke_sessions()  # the token refused, the refresh too: a login
+    await client.call_data(*DAY)
+    env.fake.fail_next("data", 503)
+    await client.call_data(*DAY)
+    stats = env.auth.stats
+    assert (stats.logins, stats.refreshes, stats.failed_refreshes) == (3, 1, 2)
+    assert stats.refresh_tokens_withheld == 1
+    assert stats.requests_waited == 99
+    assert (stats.retries, stats.sessions_dropped) == (2, 2)
 
 
 async def test_a_raising_listener_is_logged_once_and_breaks_nothing(
@@ -460,17 +504,18 @@ def test_one_auth_in_two_threads_tells_each_change_once_in_the_thread_making_it(
     None
 ):
     """An asyncio loop and a trio run in two threads share one auth: 200 requests
-    past expiry in each make one Refreshed and one RenewalShared counting the
-    399 that waited, each told in a thread that made it, never the main one."""
+    past expiry in each make one Refreshed and one RenewalShared counting every
+    request that waited (the renewing loop's 199 at least), each told in a thread
+    that made it, never the main one."""
     clock = FakeClock()
     fake = FakeTeletracker(users={USERNAME: PASSWORD}, clock=clock)
-    told: list[tuple[type[SessionEvent], str]] = []
+    told: list[tuple[SessionEvent, str]] = []
     auth = TeletrackerAuth(
         USERNAME,
         PASSWORD,
         base_url=BASE_URL,
         clock=clock,
-        on_event=lambda e: told.append((type(e), threading.current_thread().name)),
+        on_event=lambda e: told.append((e, threading.current_thread().name)),
     )
     ready = threading.Barrier(2)
     failures: list[BaseException] = []
@@ -508,10 +553,11 @@ def test_one_auth_in_two_threads_tells_each_change_once_in_the_thread_making_it(
     for thread in threads:
         thread.join()
     assert failures == []
-    kinds = sorted(kind.__name__ for kind, _ in told)
+    kinds = sorted(type(event).__name__ for event, _ in told)
     assert kinds == ["Refreshed", "RenewalShared"]
     assert {name for _, name in told} <= {"aio", "trio"}
-    assert auth.stats.requests_waited == 399
+    shared = next(e for e, _ in told if isinstance(e, RenewalShared))
+    assert 199 <= shared.waiters == auth.stats.requests_waited <= 399
     assert fake.stats.refreshes == 1
 
 
