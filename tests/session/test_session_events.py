@@ -38,7 +38,7 @@ from teletracker_async.events import (
     SessionStats,
     StoreOperation,
 )
-from teletracker_async.stores import FileTokenStore
+from teletracker_async.stores import FileTokenStore, MemoryTokenStore, StoredRecord
 from teletracker_async.testing import FakeClock, FakeTeletracker
 from tests.conftest import BASE_URL, PASSWORD, USERNAME, Env, bearer_auth_class
 
@@ -380,8 +380,42 @@ async def test_a_session_renewed_by_another_process_is_adopted_as_refreshed(
     assert auths[1].stats.logins == 0
     assert fake.stats.logins == 1
     assert fake.stats.refreshes == 1
+    ours, theirs = auths[0].session, auths[1].session
+    assert theirs.expires_at_utc == ours.expires_at_utc  # through the record
+    assert theirs.refresh_expires_at_utc == ours.refresh_expires_at_utc
     for made in clients:
         await made.aclose()
+
+
+class _Unreachable(MemoryTokenStore):
+    """A store whose every load fails, as a store that cannot be reached does."""
+
+    async def load(self, key: str) -> StoredRecord | None:
+        raise OSError(f"connection refused loading {key}")
+
+
+async def test_a_failing_store_operation_is_told_and_the_login_is_private(
+    clock: FakeClock, fake: FakeTeletracker
+) -> None:
+    """A store that fails: StoreOperation(outcome="error"), then a private login
+    (LoggedIn, reason "private")."""
+    heard = Heard()
+    auth = TeletrackerAuth(
+        USERNAME,
+        PASSWORD,
+        base_url=BASE_URL,
+        clock=clock,
+        store=_Unreachable(),
+        on_event=heard,
+    )
+    async with httpx.AsyncClient(auth=auth, transport=fake.transport()) as made:
+        assert (await made.post(f"{BASE_URL}/echo", content=b"x")).status_code == 200
+    assert heard.kinds() == [StoreOperation, LoggedIn]
+    operation, login = heard.events
+    assert isinstance(operation, StoreOperation)
+    assert isinstance(login, LoggedIn)
+    assert (operation.op, operation.outcome) == ("load", "error")
+    assert login.reason == "private"
 
 
 # -- listeners --------------------------------------------------------------------------
