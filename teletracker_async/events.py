@@ -64,6 +64,10 @@ LoginReason: TypeAlias = Literal[
 ]
 
 
+#: What follows a failed renewal (see :attr:`RenewalFailed.then`).
+Then: TypeAlias = Literal["retry_later", "login", "give_up"]
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class SessionEvent:
     """What every event carries.
@@ -130,8 +134,9 @@ class RenewalFailed(SessionEvent):
         status_code: The HTTP status of the answer, None without one.
         then: What happens next: ``"retry_later"`` (the valid token goes on, and a
             renewal is tried again at ``retry_at``), ``"login"`` (the same renewal
-            logs in now) or ``"give_up"`` (the error is raised to the request and
-            every request that waited for this renewal).
+            logs in now) or ``"give_up"`` (no session from this renewal: its error
+            goes to the request that ran it and, after an answer, to the requests
+            that waited for it; without an answer, they renew again).
         retry_at: With ``"retry_later"``: when, on the auth's clock.
         seconds: How long the renewal took until it failed.
     """
@@ -140,7 +145,7 @@ class RenewalFailed(SessionEvent):
     error_type: str
     error: TeletrackerError | None
     status_code: int | None
-    then: Literal["retry_later", "login", "give_up"]
+    then: Then
     retry_at: float | None
     seconds: float
 

@@ -60,6 +60,7 @@ from teletracker_async.events import (
     SessionEvent,
     SessionStats,
     StoreOperation,
+    Then,
 )
 
 if TYPE_CHECKING:
@@ -402,7 +403,7 @@ class SessionCore:
             lease = self.machine.fail(exchange, now, error)
             self._count_failure(kind)
             if self.listeners:
-                then = "give_up" if lease is None else "retry_later"
+                then: Then = "give_up" if lease is None else "retry_later"
                 self._failed(notes, now, exchange, error, then, kind)
             woken = self._land(exchange, now, notes)
         self._wake(woken)
@@ -422,7 +423,7 @@ class SessionCore:
         now: float,
         exchange: Exchange,
         error: TeletrackerError | None,
-        then: Any,
+        then: Then,
         kind: Renewal | None = None,
     ) -> None:
         """Describe a failed renewal (under the mutex, for listeners)."""
@@ -460,7 +461,9 @@ class SessionCore:
                 if self.listeners:
                     lease = machine.lease
                     valid = lease is not None and now < lease.expires_at
-                    then = "retry_later" if valid and not exchange.switch else "give_up"
+                    then: Then = (
+                        "retry_later" if valid and not exchange.switch else "give_up"
+                    )
                     self._failed(notes, now, exchange, None, then)
             woken = self._land(exchange, now, notes)
         self._wake(woken)
