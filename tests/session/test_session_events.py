@@ -488,6 +488,32 @@ async def test_a_raising_listener_is_logged_once_and_breaks_nothing(
     assert "broken" in errors[0].getMessage()
 
 
+async def test_a_listener_runs_with_the_session_lock_free(
+    env: Env, client: TeletrackerClient[Any]
+) -> None:
+    """Every event is delivered after the core's lock is released: a listener can
+    take it at once (it could not if another thread's change held it)."""
+    free: list[bool] = []
+
+    def try_lock(_: SessionEvent) -> None:
+        mutex = env.auth._core._mutex
+        took = mutex.acquire(blocking=False)
+        if took:
+            mutex.release()
+        free.append(took)
+
+    env.auth.add_listener(try_lock)
+    await client.call_data(*DAY)
+    env.clock.advance(3600)
+    env.fake.fail_next("refresh", 503)
+    await client.call_data(*DAY)
+    env.fake.revoke_sessions()
+    env.fake.fail_next("data", 503)
+    await client.call_data(*DAY)
+    assert len(free) >= 6
+    assert all(free)
+
+
 async def test_listeners_are_added_and_removed(env: Env) -> None:
     """A removed listener hears nothing more; removing one twice is a ValueError;
     on_event refuses what is not callable."""
