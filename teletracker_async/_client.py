@@ -7,7 +7,7 @@ in ``_call/``, report pulls in ``_reports.py``, settings in ``_options.py``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
@@ -39,6 +39,7 @@ from teletracker_async._secrets import (
     secret_password,
 )
 from teletracker_async._session_calls import SessionCalls
+from teletracker_async.events import Listener
 from teletracker_async.stores._base import StoreErrors
 
 if TYPE_CHECKING:
@@ -123,6 +124,9 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
             (see :mod:`teletracker_async.stores`); with credentials only.
         store_errors: What an unreachable store costs: ``"login"`` (a private login
             past the hard deadline) or ``"raise"`` (``TokenStoreError``).
+        on_event: A listener, or a list of listeners, of the session's events
+            (:mod:`teletracker_async.events`), retries included: given to the
+            auth the client builds, or added to the ``TeletrackerAuth`` given.
         **httpx_options: Passed to the ``AsyncClient`` it builds (``headers``,
             ``proxy``, ``verify``...); an unknown name is a ``TypeError`` at once.
 
@@ -156,6 +160,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     @overload
@@ -178,6 +183,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     @overload
@@ -200,6 +206,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     @overload
@@ -220,6 +227,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         # With auth=, the store is the auth's own setting (a TypeError here).
         store: None = None,
         store_errors: Literal["login"] = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     @overload
@@ -240,6 +248,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         # With auth=, the store is the auth's own setting (a TypeError here).
         store: None = None,
         store_errors: Literal["login"] = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None: ...
     def __init__(  # type: ignore[misc]  # auth= overloads' **httpx_options could name username: refused at run time
@@ -261,6 +270,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
         sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
         **httpx_options: object,
     ) -> None:
         secret = None if password is None else secret_password(password)
@@ -277,6 +287,7 @@ class TeletrackerClient(ReportCalls, SessionCalls, Generic[AuthT_co]):
             base_url=base_url,
             store=store,
             store_errors=store_errors,
+            on_event=on_event,
         )
         if retry is None:
             retry = Retry.of_max_retries(2 if max_retries is None else max_retries)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -18,6 +19,13 @@ class AuthSession:
     The two tokens are attributes because code that drives other tools (``curl``, a
     websocket) needs them, but they never appear in ``repr`` or ``str``.
 
+    Two clocks describe its expiry. The SDK decides on the auth's clock (monotonic
+    by default): :attr:`expires_at` and :attr:`refresh_expires_at` are readings of
+    it, and :meth:`expires_in` the seconds left on it. For people and other
+    processes, :attr:`expires_at_utc` and :attr:`refresh_expires_at_utc` are the
+    server's wall-clock claims, in UTC: exact on the server's clock, off by the skew
+    between its clock and yours.
+
     Attributes:
         token: The bearer token sent as ``Authorization: Bearer <token>``.
         refresh_token: The single-use token that renews the session.
@@ -29,6 +37,8 @@ class AuthSession:
         obtained_at: The auth's clock (monotonic by default) when the answer arrived.
         account_id: The account the session was opened for, if one was named.
         extra: Fields of the answer this version of the SDK does not know, kept as-is.
+        clock: The clock ``obtained_at`` was read on (the auth's), for
+            :meth:`expires_in`.
     """
 
     token: str
@@ -40,6 +50,9 @@ class AuthSession:
     obtained_at: float
     account_id: int | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    _clock: Callable[[], float] = attrs.field(
+        default=time.monotonic, eq=False, hash=False, kw_only=True, alias="clock"
+    )
 
     @property
     def expires_at(self) -> float:
@@ -57,6 +70,30 @@ class AuthSession:
             return None
         gap = self.refresh_token_expiration - self.token_expiration
         return self.expires_at + gap.total_seconds()
+
+    @property
+    def expires_at_utc(self) -> datetime:
+        """When the token expires by the server's wall clock, in UTC
+        (``tokenExpiration``). To know the time left, use :meth:`expires_in`."""
+        return self.token_expiration.astimezone(timezone.utc)
+
+    @property
+    def refresh_expires_at_utc(self) -> datetime | None:
+        """When the refresh token expires by the server's wall clock, in UTC
+        (``refreshTokenExpiration``), or None if the server did not say."""
+        expiration = self.refresh_token_expiration
+        return None if expiration is None else expiration.astimezone(timezone.utc)
+
+    def expires_in(self, now: float | None = None) -> float:
+        """Seconds the token has left (negative once expired), on the auth's clock.
+
+        Args:
+            now: A reading of the auth's clock; by default it is read now.
+
+        Returns:
+            ``expires_at - now``.
+        """
+        return self.expires_at - (self._clock() if now is None else now)
 
     def __repr__(self) -> str:
         return (

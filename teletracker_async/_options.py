@@ -42,6 +42,7 @@ from teletracker_async._secrets import (
     parse_account_id,
     secret_password,
 )
+from teletracker_async._session.core import check_listeners
 from teletracker_async._session.flow import BearerFlow, TeletrackerAuth
 from teletracker_async._session.schemes import (
     BasicScheme,
@@ -425,6 +426,7 @@ def auth_for(
     base_url: str | None,
     store: object,
     store_errors: str,
+    on_event: object = None,
 ) -> AnyAuth:
     """The auth given, or one built from the credentials (and the environment).
 
@@ -443,6 +445,7 @@ def auth_for(
             base_url=check_base_url(url),
             store=store,  # type: ignore[arg-type]
             store_errors=store_errors,  # type: ignore[arg-type]
+            on_event=on_event,  # type: ignore[arg-type]
         )
     if username is not None or secret is not None or account_id is not None:
         raise TypeError(
@@ -459,6 +462,14 @@ def auth_for(
             f"IntegratorAuth, not {type(auth).__name__}"
         )
     given: AnyAuth = auth
+    if on_event is not None:
+        if not isinstance(given, BearerFlow):
+            raise TypeError(
+                "on_event needs a TeletrackerAuth: a basic or integrator auth has "
+                "no session to tell about"
+            )
+        for listener in check_listeners(on_event):
+            given.add_listener(listener)
     if base_url is not None and check_base_url(base_url) != given.base_url:
         raise ValueError(
             f"base_url {base_url!r} differs from the auth's {given.base_url!r}: "

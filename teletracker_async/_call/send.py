@@ -252,6 +252,7 @@ class RequestPath:
                     cause = detached(exc) if failure is Failure.IN_FRONT else exc
                     raise no_answer(request.method, request.url, exc, stack) from cause
                 reason = type(exc).__name__
+                on_exchange = failure is Failure.IN_FRONT
             except stack.RequestError as exc:  # undecodable, or anything else
                 raise request_error(exc, request, stack) from exc
             except (ServerError, RateLimitError) as exc:
@@ -262,6 +263,7 @@ class RequestPath:
                 if isinstance(verdict, GiveUp):
                     raise
                 reason = f"HTTP {exc.status_code} from the auth endpoint"
+                on_exchange = True
             else:
                 status = response.status_code
                 if status not in retry.statuses:  # the common answer, no decision
@@ -272,6 +274,8 @@ class RequestPath:
                 if isinstance(verdict, GiveUp):
                     return response
                 reason = f"HTTP {status}"
+                on_exchange = False
+            self._tell_retry(request, tries, reason, verdict.wait, on_exchange)
             logger.debug(
                 "retry %d/%d of %s %s in %.2f s after %s",
                 tries,
@@ -282,6 +286,22 @@ class RequestPath:
                 reason,
             )
             await link.sleep(verdict.wait)
+
+    def _tell_retry(
+        self, request: Request, tries: int, reason: str, wait: float, on_exchange: bool
+    ) -> None:
+        """Count the retry in the session's stats, and tell its listeners."""
+        auth = self.auth
+        if isinstance(auth, BearerFlow):
+            auth._core.retried(  # noqa: SLF001 - the SDK's own auth
+                method=request.method,
+                path=request.url.path,
+                attempt=tries,
+                max_attempts=self.options.retry.max_attempts,
+                reason=reason,
+                wait=wait,
+                on_exchange=on_exchange,
+            )
 
     def _decide(
         self,

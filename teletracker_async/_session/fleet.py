@@ -184,7 +184,9 @@ class FleetLink:
             if core.adoptable(seen, forced=exchange.forced):
                 return self._adopt(exchange, seen)
             holder = self.flight_holder(exchange)
-            fence = await self._call(self.store.acquire(key, holder, self.lease_ttl))
+            fence = await self._call(
+                "acquire", self.store.acquire(key, holder, self.lease_ttl)
+            )
             if fence is not None:
                 return await self._with_lease(exchange, key, fence, holder)
             # Another process renews. Early, the valid token goes on meanwhile.
@@ -217,7 +219,7 @@ class FleetLink:
         choice = self._core.fleet_choice(exchange, seen)
         if choice is FleetChoice.SPEND:
             assert seen is not None  # noqa: S101 - fleet_choice checked it
-            if await self._call(self.store.spend(key, seen.write_id)):
+            if await self._call("spend", self.store.spend(key, seen.write_id)):
                 # Ours alone, fleet-wide: nobody else may send this refresh token.
                 self._core.machine.refresh_with(exchange, seen.answer.refresh_token)
             else:
@@ -227,6 +229,7 @@ class FleetLink:
     def _private(self, exchange: Exchange) -> None:
         """Renew without the store: never with the shared refresh token."""
         self.stats.private_renewals += 1
+        exchange.reason = "private"
         self._core.fleet_choice(exchange, None)
 
     def _adopt(self, exchange: Exchange, seen: Seen | None) -> Lease:
@@ -234,7 +237,11 @@ class FleetLink:
         self.stats.adopted += 1
         logger.info("adopted session %s from the token store", seen.answer.guid)
         return self._core.settle(
-            exchange, seen.answer, expires_at=seen.expires_at, write_id=seen.write_id
+            exchange,
+            seen.answer,
+            expires_at=seen.expires_at,
+            write_id=seen.write_id,
+            adopted=True,
         )
 
     # -- 2. with the answer -------------------------------------------------------------
@@ -259,6 +266,7 @@ class FleetLink:
         unknown: str | None = write_id
         try:
             written = await self._call(
+                "commit",
                 self.store.commit(
                     held.key,
                     _encode(answer, exchange.account_id, held.key),
@@ -267,7 +275,7 @@ class FleetLink:
                     fence=held.fence,
                     lifetime=answer.token_lifetime,
                     age=max(0.0, self._clock() - arrived),
-                )
+                ),
             )
             if written:
                 self.stats.published += 1
@@ -309,7 +317,7 @@ class FleetLink:
             # lands, the lease would be taken again, and left behind.
             await held.stopped.wait()
             try:
-                await self._call(self.store.release(held.key, held.holder))
+                await self._call("release", self.store.release(held.key, held.holder))
             except TokenStoreError as exc:  # it runs out on its own
                 logger.warning("%s; the lease will expire", exc)
 
@@ -349,7 +357,7 @@ class FleetLink:
             await anyio.sleep(self.heartbeat)
             try:
                 fence = await self._call(
-                    self.store.acquire(held.key, held.holder, self.lease_ttl)
+                    "acquire", self.store.acquire(held.key, held.holder, self.lease_ttl)
                 )
             except TokenStoreError as exc:
                 logger.warning("%s; the renewal lease may run out", exc)
@@ -375,11 +383,27 @@ class FleetLink:
 
     # -- the store's answers -------------------------------------------------------------
 
-    async def _call(self, call: Awaitable[T]) -> T:
+    async def _call(self, op: str, call: Awaitable[T]) -> T:
+        """*call*'s answer (see :meth:`_wrapped`), told to the listeners as a
+        ``StoreOperation`` named *op* when someone listens."""
+        self.stats.calls += 1
+        core = self._core
+        if not core.listeners:
+            return await self._wrapped(call)
+        started = self._clock()
+        outcome = "error"
+        try:
+            result = await self._wrapped(call)
+            refused = result is False or (result is None and op != "load")
+            outcome = "refused" if refused else "ok"
+            return result
+        finally:
+            core.store_operation(self.store, op, outcome, self._clock() - started)
+
+    async def _wrapped(self, call: Awaitable[T]) -> T:
         """*call*'s answer; anything it raises but a :class:`TokenStoreError` (a
         store that did not wrap its own errors) becomes one, raised once the
         original is gone: its frames (the store's) may hold the payload."""
-        self.stats.calls += 1
         try:
             return await call
         except TokenStoreError:
@@ -394,7 +418,7 @@ class FleetLink:
     async def _load(self, key: str) -> tuple[str | None, Seen | None]:
         """The record's write id and its decoded session (None when unusable)."""
         loaded_at = self._clock()
-        record = await self._call(self.store.load(key))
+        record = await self._call("load", self.store.load(key))
         if record is None:
             return None, None
         try:

@@ -42,7 +42,7 @@ from teletracker_async._secrets import (
     redact_for,
     secret_password,
 )
-from teletracker_async._session.core import SessionCore
+from teletracker_async._session.core import SessionCore, check_listeners
 from teletracker_async._session.machine import (
     NEED,
     Event,
@@ -58,9 +58,12 @@ from teletracker_async._session.machine import (
     Use,
     Wait,
 )
+from teletracker_async.events import Listener, SessionStats
 from teletracker_async.stores._base import StoreErrors, StoreStats, TokenStore
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from typing_extensions import Self
 
     from teletracker_async._session.fleet import FleetLink
@@ -101,6 +104,7 @@ class BearerFlow(Credentials):
         clock: Callable[[], float] = time.monotonic,
         store: TokenStore | None = None,
         store_errors: StoreErrors = "login",
+        on_event: Listener | Sequence[Listener] | None = None,
     ) -> None:
         secret = secret_password(password)
         del password  # from here on, no frame that may raise holds it
@@ -118,10 +122,14 @@ class BearerFlow(Credentials):
             raise ValueError(
                 f"store_errors must be 'login' or 'raise', got {store_errors!r}"
             )
+        listeners = check_listeners(on_event)
         self._machine = SessionMachine(
-            refresh_margin=margin, account_id=self._account_id, fleet=store is not None
+            refresh_margin=margin,
+            account_id=self._account_id,
+            fleet=store is not None,
+            clock=clock,
         )
-        self._core = SessionCore(self._machine, clock)
+        self._core = SessionCore(self._machine, clock, listeners)
         self._fleet: FleetLink | None = None
         if store is not None:
             # Imported here: a session without a store never needs it.
@@ -165,8 +173,9 @@ class BearerFlow(Credentials):
     def for_account(self, account_id: int) -> Self:
         """A new auth with these credentials for *account_id*: its own session.
 
-        It keeps this auth's refresh margin, clock and token store (each account's
-        record is its own key in the store); ``TeletrackerClient.for_account`` uses it.
+        It keeps this auth's refresh margin, clock, token store (each account's
+        record is its own key in the store) and listeners (those of now);
+        ``TeletrackerClient.for_account`` uses it.
 
         Raises:
             TypeError, ValueError: A bad account id.
@@ -181,6 +190,7 @@ class BearerFlow(Credentials):
             clock=self._clock,
             store=None if fleet is None else fleet.store,
             store_errors="login" if fleet is None else fleet.errors,
+            on_event=self._core.listeners,
         )
 
     @property
@@ -196,7 +206,16 @@ class BearerFlow(Credentials):
 
     @property
     def session(self) -> AuthSession | None:
-        """The current session, or None before the first login."""
+        """The current session, or None before the first login.
+
+        Its expiry is on two clocks. ``session.expires_at`` and
+        ``session.refresh_expires_at`` are readings of this auth's ``clock``
+        (``time.monotonic`` by default): compare them with that clock only, or ask
+        ``session.expires_in()`` for the seconds left. ``session.expires_at_utc`` and
+        ``session.refresh_expires_at_utc`` are the server's wall-clock claims (UTC
+        datetimes), for people and other processes: off by the skew between the
+        server's clock and yours.
+        """
         lease = self._core.lease
         return None if lease is None else lease.session
 
@@ -205,6 +224,33 @@ class BearerFlow(Credentials):
         """What this auth did with its token store (a copy), or None without one."""
         fleet = getattr(self, "_fleet", None)  # None while being built
         return None if fleet is None else attrs.evolve(fleet.stats)
+
+    @property
+    def stats(self) -> SessionStats:
+        """What this session went through (a copy): logins, refreshes, failures,
+        requests that waited, retries; always counted, listener or not."""
+        return attrs.evolve(self._core.stats)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call *listener* with each later event (:mod:`teletracker_async.events`).
+
+        It is called synchronously, after the change it reports, in the event loop
+        and thread that made it, never under a lock others wait on. If it raises,
+        the error is logged once, with its traceback, and the session goes on.
+        Auths made by :meth:`sharing` share their listeners.
+
+        Raises:
+            TypeError: *listener* is not callable.
+        """
+        self._core.add_listener(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling *listener* (added by ``on_event`` or :meth:`add_listener`).
+
+        Raises:
+            ValueError: *listener* is not a listener of this auth.
+        """
+        self._core.remove_listener(listener)
 
     def _secret_values(self) -> tuple[str, ...]:
         """The password and the current tokens (to redact echoes of them)."""
@@ -412,7 +458,9 @@ class BearerFlow(Credentials):
                     "refresh refused (HTTP %d), logging in again (session revoked?)",
                     status,
                 )
-                self._core.relogin(exchange)
+                self._core.relogin(
+                    exchange, lambda: self._refusal(status, response, what)
+                )
                 return None
             if not 200 <= status < 300:
                 error = self._refusal(status, response, what)
@@ -508,6 +556,9 @@ class TeletrackerAuth(BearerFlow, httpx.Auth):
             token and, past its hard deadline, logs in privately (at most once per
             token lifetime); ``"raise"`` raises ``TokenStoreError`` instead, for
             APIs that cap the sessions of a user.
+        on_event: A listener, or a list of listeners, called with each event of
+            the session (:mod:`teletracker_async.events`); see
+            :meth:`add_listener`.
 
     Raises:
         TypeError: An argument has the wrong type.

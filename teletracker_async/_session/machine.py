@@ -29,12 +29,15 @@ import copy
 import enum
 import math
 import random
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
 
 from teletracker_async._config import DUE_MARGIN, FLEET_JITTER, RENEWAL_BACKOFF
 from teletracker_async._models import AuthSession
+from teletracker_async.events import LoginReason
 
 if TYPE_CHECKING:
     from teletracker_async._converter import TokenAnswer
@@ -241,6 +244,13 @@ class Exchange:
     switch: bool
     #: The generation installed when it started (to spot a superseded exchange).
     generation: int = 0
+    #: The auth's clock when it started.
+    started: float = 0.0
+    #: Why it logs in (see :class:`~teletracker_async.events.LoggedIn`); unused
+    #: for a refresh.
+    reason: LoginReason = "first"
+    #: Requests that waited for it (counted by the core).
+    waiters: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -287,6 +297,9 @@ class SessionMachine:
     #: The session is shared through a token store: the store decides refresh or
     #: login (see :meth:`fleet_choice`), and refresh deadlines are jittered.
     fleet: bool = False
+    #: The auth's clock, never read here: the sessions installed carry it (for
+    #: :meth:`AuthSession.expires_in`).
+    clock: Callable[[], float] = time.monotonic
 
     def __repr__(self) -> str:
         return (
@@ -371,12 +384,18 @@ class SessionMachine:
 
     def _renewal(self, now: float) -> Renewal:
         """Refresh when an unspent refresh token is still alive; log in otherwise."""
+        return Renewal.REFRESH if self._why_login(now) is None else Renewal.LOGIN
+
+    def _why_login(self, now: float) -> LoginReason | None:
+        """Why a renewal cannot refresh, or None when it can."""
         lease = self.lease
-        if lease is None or self.refresh_token_spent:
-            return Renewal.LOGIN
+        if lease is None:
+            return "first"
+        if self.refresh_token_spent:
+            return "refresh_withheld"  # its last use had no known outcome
         if lease.refresh_expires_at is not None and now >= lease.refresh_expires_at:
-            return Renewal.LOGIN
-        return Renewal.REFRESH
+            return "refresh_expired"
+        return None
 
     def _start(
         self, now: float, account_id: int | None, *, forced: bool, switch: bool = False
@@ -384,7 +403,13 @@ class SessionMachine:
         self.flights += 1
         # With a store, a login until fleet_choice says otherwise: only the record's
         # spender (or a private session's owner) may send a refresh token.
-        kind = Renewal.LOGIN if switch or self.fleet else self._renewal(now)
+        if switch:
+            why: LoginReason | None = "account_switch"
+        else:
+            why = self._why_login(now)
+            if self.fleet and why is None:  # the store decides: see fleet_choice
+                why = "store"
+        kind = Renewal.REFRESH if why is None else Renewal.LOGIN
         refresh_token = None
         if kind is Renewal.REFRESH:
             assert self.lease is not None  # noqa: S101 - _renewal checked it
@@ -400,6 +425,8 @@ class SessionMachine:
             forced,
             switch,
             self.generation,
+            started=now,
+            reason=why or "first",
         )
         return self.flight
 
@@ -444,6 +471,7 @@ class SessionMachine:
                 else expires_at - answer.token_lifetime,
                 account_id=answer.account_id or exchange.account_id,  # the server's
                 extra=answer.extra,
+                clock=self.clock,
             ),
             exchange.account_id,
             write_id,
@@ -570,6 +598,7 @@ class SessionMachine:
         """The refresh was refused (session revoked): the same flight logs in."""
         exchange.kind = Renewal.LOGIN
         exchange.refresh_token = None
+        exchange.reason = "refresh_refused"
 
     def fail(
         self, exchange: Exchange, now: float, error: TeletrackerError
