@@ -10,7 +10,7 @@ import pytest
 
 from teletracker_async.testing import FakeTeletracker
 from tests.conftest import PASSWORD, USERNAME
-from tests.support.switchboard import Switchboard
+from tests.support.switchboard import Switchboard, answering_as
 
 
 @pytest.fixture
@@ -21,12 +21,8 @@ def fake() -> FakeTeletracker:  # a real clock: this fake is served over sockets
 @pytest.fixture
 def url(fake: FakeTeletracker, _switchboard: tuple[Switchboard, str]) -> Iterator[str]:
     """The served URL of this test's *fake*."""
-    board, base_url = _switchboard
-    board.current = fake
-    try:
-        yield base_url
-    finally:
-        board.current = None
+    with answering_as(fake, _switchboard) as url:
+        yield url
 
 
 @pytest.fixture

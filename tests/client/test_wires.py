@@ -35,7 +35,7 @@ from teletracker_async import (
 )
 from teletracker_async.testing import FakeTeletracker
 from tests.conftest import PASSWORD, USERNAME
-from tests.support.switchboard import Switchboard
+from tests.support.switchboard import Switchboard, answering_as
 
 pytestmark = pytest.mark.anyio
 
@@ -98,12 +98,8 @@ def served(
     fake: FakeTeletracker, _switchboard: tuple[Switchboard, str]
 ) -> Iterator[str]:
     """The served URL of this test's *fake*."""
-    board, base_url = _switchboard
-    board.current = fake
-    try:
-        yield base_url
-    finally:
-        board.current = None
+    with answering_as(fake, _switchboard) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import attrs
@@ -35,3 +36,16 @@ class Switchboard:
         if self.current is None:
             raise RuntimeError("a request reached the tests' served fake between tests")
         await self.current.asgi(scope, receive, send)
+
+
+@contextlib.contextmanager
+def answering_as(
+    fake: FakeTeletracker, switchboard: tuple[Switchboard, str]
+) -> Iterator[str]:
+    """The served URL, answering as *fake* until the block ends."""
+    board, base_url = switchboard
+    board.current = fake
+    try:
+        yield base_url
+    finally:
+        board.current = None
