@@ -170,6 +170,8 @@ class AiohttpWire(AiohttpTransport):
         trust_env: bool = True,
     ) -> None:
         super().__init__(verify=verify, cert=cert, trust_env=trust_env, limits=limits)
+        #: Whether the environment's proxies and ``.netrc`` apply, as on httpx.
+        self.trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
 
     def get_client(self) -> aiohttp.ClientSession:
@@ -180,6 +182,7 @@ class AiohttpWire(AiohttpTransport):
         session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=self.trust_env,
             auto_decompress=False,
             timeout=_client_timeout(None, None, None),
         )

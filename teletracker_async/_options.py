@@ -273,6 +273,10 @@ def _check_auth(instance: ClientOptions, _attribute: object, value: Any) -> None
         )
 
 
+#: AsyncClient options that the aiohttp wire cannot honour.
+_NOT_ON_AIOHTTP = ("proxy", "mounts", "http2")
+
+
 def _check_wire(instance: ClientOptions, _attribute: object, value: object) -> None:
     if value not in WIRES:
         raise ValueError(
@@ -292,6 +296,13 @@ def _check_wire(instance: ClientOptions, _attribute: object, value: object) -> N
         raise TypeError(
             f"wire={value!r} builds its own transport: do not also pass "
             f"{' or '.join(given)}"
+        )
+    uncarried = [name for name in _NOT_ON_AIOHTTP if instance.httpx_options.get(name)]
+    if uncarried:
+        raise TypeError(
+            f"wire={value!r} cannot carry {', '.join(uncarried)}: httpx would send "
+            "around aiohttp (a proxy or mounts) or aiohttp has none (HTTP/2); "
+            "use wire='httpx' for them"
         )
     if instance.stack is not HTTPX:
         raise TypeError(

@@ -63,15 +63,20 @@ def shard_limits(limits: httpx.Limits, size: int) -> list[httpx.Limits]:
 class Shard:
     """One pool of a :class:`ShardedTransport` and its requests in flight."""
 
-    __slots__ = ("busy", "limit", "slots", "transport")
+    __slots__ = ("busy", "keeps", "limit", "slots", "transport")
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, limit: int) -> None:
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, limit: int, *, keeps: bool = True
+    ) -> None:
         self.transport = transport
         #: The pool's ``max_connections``.
         self.limit = limit
+        #: Whether the pool keeps a connection alive (``max_keepalive_connections``).
+        self.keeps = keeps
         #: Requests sent to the pool whose answers are not closed yet.
         self.busy = 0
-        #: The free slots of every pool of its transport (set by the transport).
+        #: The free slots this pool goes back to (set by the transport): the pools
+        #: that keep connections share one stack, those that keep none another.
         self.slots: list[Shard] = []
 
     def free(self) -> None:
@@ -86,7 +91,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
     Free connections are a stack, one entry per free slot (the first pools on top
     to begin with), so a request goes where a connection went idle last: kept
-    alive, warm, and a light load stays on a few connections. A request counts
+    alive, warm, and a light load stays on a few connections. Pools that keep no
+    connection alive (a keep-alive allowance below the limit) have a stack of
+    their own, used only when the others are busy: after a burst, a light load
+    goes back to connections that were kept. A request counts
     against its pool from the send until its answer's stream is closed (or the
     send fails or is cancelled): the span for which httpcore holds the connection.
     When every pool is full (a login sent past the client's queue) the least busy
@@ -97,15 +105,17 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         if not shards:
             raise ValueError("a ShardedTransport needs at least one pool")
         self.shards = tuple(shards)
-        self._slots: list[Shard] = [
-            shard for shard in reversed(self.shards) for _ in range(shard.limit)
-        ]
-        for shard in self.shards:
-            shard.slots = self._slots
+        self._kept: list[Shard] = []
+        self._unkept: list[Shard] = []
+        for shard in reversed(self.shards):
+            shard.slots = self._kept if shard.keeps else self._unkept
+            shard.slots.extend([shard] * shard.limit)
 
     def _pick(self) -> Shard:
-        if self._slots:
-            return self._slots.pop()
+        if self._kept:
+            return self._kept.pop()
+        if self._unkept:
+            return self._unkept.pop()
         return min(self.shards, key=lambda shard: shard.busy / max(shard.limit, 1))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -186,7 +196,11 @@ def _sharded(
     }
     return ShardedTransport(
         [
-            Shard(make(**{**shared, "limits": part}), part.max_connections or 0)
+            Shard(
+                make(**{**shared, "limits": part}),
+                part.max_connections or 0,
+                keeps=part.max_keepalive_connections != 0,
+            )
             for part in parts
         ]
     )

@@ -493,3 +493,52 @@ async def test_connections_are_kept_alive_and_never_exceed_the_limit(
         assert any(pool.connections for pool in pools)
     assert 1 < opened <= 40
     assert all(pool.connections == [] for pool in pools)
+
+
+async def test_after_a_burst_a_light_load_uses_pools_that_keep_connections(
+    fake: FakeTeletracker, clock: FakeClock
+) -> None:
+    """With fewer kept-alive connections than connections, some pools keep none: a
+    burst frees those last, yet a light load after it goes to the pools that keep
+    their connection (one pool would reuse an idle kept connection too)."""
+    totals = {"in_flight": 0, "most": 0}
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=2)
+    parts = shard_limits(limits, POOL_SHARD_SIZE)
+    pools = [Pool(fake, part.max_connections or 0) for part in parts]
+    keeps = [part.max_keepalive_connections != 0 for part in parts]
+    transport = ShardedTransport(
+        [
+            Shard(_recording(pool, totals), pool.limit, keeps=keep)
+            for pool, keep in zip(pools, keeps, strict=True)
+        ]
+    )
+    async with TeletrackerClient(
+        auth=_auth(clock), transport=transport, limits=limits
+    ) as client:
+        await client.session()
+
+        async def one() -> None:
+            await client.request_json("GET", "/reports/call-data", params=DAY)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(one)
+        used_by_burst = [pool.most for pool in pools]
+        for pool in pools:
+            pool.most = 0
+        for _ in range(20):
+            await one()
+    assert all(used_by_burst)
+    assert sum(keeps) == 2
+    light = list(zip(pools, keeps, strict=True))
+    assert all(pool.most == 0 for pool, keep in light if not keep)
+    assert any(pool.most == 1 for pool, keep in light if keep)
+
+
+async def test_the_client_tells_its_pools_which_keep_connections() -> None:
+    """The client's own pools know whether they keep a connection alive."""
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=3)
+    async with TeletrackerClient(auth=_auth(), limits=limits) as client:
+        transport = client.http._transport
+        assert isinstance(transport, ShardedTransport)
+        assert [shard.keeps for shard in transport.shards] == [True] * 3 + [False] * 7

@@ -507,3 +507,38 @@ def test_aiohttp_wire_without_the_extra_names_the_install(
         ImportError, match=r"pip install 'teletracker-async\[aiohttp\]'"
     ):
         TeletrackerClient(USERNAME, PASSWORD, wire="aiohttp")
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"proxy": "http://127.0.0.1:3128"},
+        {"mounts": {"all://": httpx.AsyncHTTPTransport()}},
+        {"http2": True},
+    ],
+    ids=["proxy", "mounts", "http2"],
+)
+def test_aiohttp_wire_refuses_options_it_cannot_carry(option: dict[str, Any]) -> None:
+    """A proxy, mounts or HTTP/2 would route requests around aiohttp (or be
+    dropped): with wire='aiohttp' each is a TypeError naming it."""
+    name = next(iter(option))
+    with pytest.raises(TypeError, match=f"wire='aiohttp'.*{name}"):
+        TeletrackerClient(USERNAME, PASSWORD, wire="aiohttp", **option)
+
+
+@pytest.mark.parametrize("trust_env", [True, False])
+def test_aiohttp_wire_session_trusts_the_environment_as_asked(trust_env: bool) -> None:
+    """trust_env= (True by default, as on httpx) reaches aiohttp's session, so the
+    environment's proxies and .netrc apply on this wire as on httpx's."""
+    wire = importlib.import_module("teletracker_async._aiohttp_wire").AiohttpWire(
+        limits=httpx.Limits(max_connections=4), trust_env=trust_env
+    )
+
+    async def session_trusts() -> bool:
+        session = wire.get_client()
+        try:
+            return bool(session.trust_env)
+        finally:
+            await session.close()
+
+    assert asyncio.run(session_trusts()) is trust_env
