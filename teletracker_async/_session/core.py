@@ -383,12 +383,14 @@ class SessionCore:
         """The refresh was refused: the session is revoked, the flight logs in.
         *refusal* builds the refusal's error (only for listeners)."""
         notes: list[SessionEvent] = []
+        # Built before the mutex: whatever building it does, the machine relogins.
+        error = refusal() if self.listeners else None
         with self._mutex:
             now = self._clock()
             self.stats.failed_refreshes += 1
             lease = self.machine.lease
-            if self.listeners:
-                self._failed(notes, now, exchange, refusal(), "login")
+            if error is not None:
+                self._failed(notes, now, exchange, error, "login")
             if lease is not None:
                 self._dropped(notes, now, lease, "revoked")
             self.machine.relogin(exchange)
